@@ -1,0 +1,439 @@
+"""Verbatim compaction: rank the lines, keep the best under a token budget, mark the gaps.
+
+The algorithm, in order:
+1. check the input (text, not binary, within the size limit, not empty);
+2. split it into lines (``str.splitlines(keepends=True)``), and lines longer than
+   ``Limits.long_line_tokens`` into sub-line segments, the *units*;
+3. pin units that sit inside ``<keep>...</keep>`` or match a caller's keep pattern;
+4. ask the scorer for one priority per unit;
+5. greedily keep units by priority while the kept tokens plus the markers fit the budget;
+6. render kept lines byte for byte, one marker line per omitted run, then check the
+   real token count and drop the weakest units if the estimate was off.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ._config import Limits
+from ._exceptions import BinaryInputError, BudgetError, EmptyInputError, InputError, InputTooLargeError
+from ._results import CompactResult
+from ._scoring import LineScorer, ScoringInput
+from ._tokenizer import Tokenizer
+
+__all__ = [
+    "CompactRequest",
+    "check_text",
+    "compact_text",
+    "is_marker_line",
+    "verify_verbatim",
+    "DEFAULT_RATIO",
+]
+
+DEFAULT_RATIO = 0.5
+
+ProgressFn = Callable[[float, str], None]
+
+_KEEP_SPAN = re.compile(r"<keep>.*?</keep>", re.DOTALL)
+_LINE_MARKER = re.compile(r"^\[\.\.\. (\d+) lines? omitted \((\d+)-(\d+)\) \.\.\.\]$")
+_TRAILER = re.compile(r"^\[\.\.\. context-distill: .* \.\.\.\]$")
+_INLINE_MARKER = re.compile(r"\[\.\.\. \d+ chars omitted \.\.\.\]")
+_SPLIT_AFTER = set(" \t,;:{}[]()<>|&=")
+
+
+@dataclass(frozen=True)
+class CompactRequest:
+    """What to compact and how: the frozen form of ``compact``'s keyword arguments."""
+
+    ratio: float | None = None
+    target_tokens: int | None = None
+    query: str = ""
+    keep: tuple[str, ...] = ()
+    markers: bool = True
+
+    def budget(self, tokens_before: int) -> int:
+        if self.ratio is not None and self.target_tokens is not None:
+            raise BudgetError("give either ratio or target_tokens, not both")
+        if self.target_tokens is not None:
+            if isinstance(self.target_tokens, bool) or not isinstance(self.target_tokens, int) or self.target_tokens < 1:
+                raise BudgetError(f"target_tokens must be a whole number >= 1, got {self.target_tokens!r}")
+            return self.target_tokens
+        ratio = DEFAULT_RATIO if self.ratio is None else self.ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (0.0 < float(ratio) <= 1.0):
+            raise BudgetError(f"ratio is the fraction of tokens to keep and must be in (0, 1], got {ratio!r}")
+        return max(1, int(tokens_before * float(ratio)))
+
+
+def check_text(text: object, limits: Limits) -> str:
+    """Return ``text`` as ``str`` or raise an InputError that says what is wrong with it."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        raw = bytes(text)
+        if len(raw) > limits.max_input_bytes:
+            raise InputTooLargeError(_too_large(len(raw), limits))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BinaryInputError(
+                f"input is not valid UTF-8 (byte {exc.start}); this looks like binary data, not tool output"
+            ) from None
+    if not isinstance(text, str):
+        raise InputError(f"input must be text, got {type(text).__name__}")
+    if len(text) > limits.max_input_bytes or len(text.encode("utf-8", "surrogatepass")) > limits.max_input_bytes:
+        raise InputTooLargeError(_too_large(len(text.encode("utf-8", "surrogatepass")), limits))
+    if "\x00" in text:
+        raise BinaryInputError(
+            f"input contains NUL bytes (first at character {text.index(chr(0))}); this looks like binary data, not text"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BinaryInputError(f"input contains invalid Unicode (a lone surrogate at character {exc.start})") from None
+    if not text.strip():
+        raise EmptyInputError("input is empty: there is nothing to compact")
+    return text
+
+
+def _too_large(size: int, limits: Limits) -> str:
+    return (
+        f"input is {size:,} bytes, over the limit of {limits.max_input_bytes:,}; "
+        "split it, or raise CONTEXT_DISTILL_MAX_INPUT_BYTES"
+    )
+
+
+@dataclass
+class _Units:
+    texts: list[str]
+    tokens: list[list[int]]
+    line_of: list[int]
+    cost: np.ndarray  # tokens of each unit, its line ending included on the line's last unit
+
+
+def _split_long_line(body: str, n_tokens: int, limits: Limits) -> list[str]:
+    chars_per_token = max(1.0, len(body) / max(1, n_tokens))
+    step = max(16, int(limits.segment_tokens * chars_per_token))
+    pieces: list[str] = []
+    start = 0
+    n = len(body)
+    while start < n:
+        end = min(n, start + step)
+        if end < n:
+            # cut just after a natural boundary in the last half of the window, if there is one
+            for j in range(end, start + step // 2, -1):
+                if body[j - 1] in _SPLIT_AFTER:
+                    end = j
+                    break
+        pieces.append(body[start:end])
+        start = end
+    return pieces
+
+
+def _build_units(lines: list[str], bodies: list[str], tok: Tokenizer, limits: Limits) -> _Units:
+    texts: list[str] = []
+    tokens: list[list[int]] = []
+    line_of: list[int] = []
+    cost: list[int] = []
+    for li, (line, body) in enumerate(zip(lines, bodies)):
+        ids = tok.encode(body)
+        ending = 1 if len(line) > len(body) else 0
+        if len(ids) > limits.long_line_tokens:
+            pieces = _split_long_line(body, len(ids), limits)
+        else:
+            pieces = [body]
+        for k, piece in enumerate(pieces):
+            pids = ids if len(pieces) == 1 else tok.encode(piece)
+            texts.append(piece)
+            tokens.append(pids)
+            line_of.append(li)
+            cost.append(len(pids) + (ending if k == len(pieces) - 1 else 0))
+    return _Units(texts, tokens, line_of, np.asarray(cost, dtype=np.int64))
+
+
+def _pinned_lines(text: str, lines: list[str], bodies: list[str], keep: Sequence[str]) -> np.ndarray:
+    pinned = np.zeros(len(lines), dtype=bool)
+    patterns = []
+    for p in keep:
+        if not isinstance(p, str) or not p:
+            raise InputError(f"keep patterns must be non-empty strings, got {p!r}")
+        try:
+            patterns.append(re.compile(p))
+        except re.error as exc:
+            raise InputError(f"keep pattern {p!r} is not a valid regular expression: {exc}") from None
+    if patterns:
+        for i, body in enumerate(bodies):
+            if any(p.search(body) for p in patterns):
+                pinned[i] = True
+    if "<keep>" in text:
+        starts = np.cumsum([0] + [len(line) for line in lines])  # char offset of each line start
+        for m in _KEEP_SPAN.finditer(text):
+            first = int(np.searchsorted(starts, m.start(), side="right")) - 1
+            last = int(np.searchsorted(starts, max(m.start(), m.end() - 1), side="right")) - 1
+            pinned[first : last + 1] = True
+    return pinned
+
+
+def _line_marker(count: int, first: int, last: int) -> str:
+    s = "s" if count != 1 else ""
+    return f"[... {count} line{s} omitted ({first}-{last}) ...]"
+
+
+def _inline_marker(chars: int) -> str:
+    return f"[... {chars} chars omitted ...]"
+
+
+def _trailer(kept: int, total: int, handle: str | None) -> str:
+    if handle:
+        return (
+            f"[... context-distill: kept {kept} of {total} lines; "
+            f'expand(handle="{handle}", lines="a-b") restores omitted lines ...]'
+        )
+    return f"[... context-distill: kept {kept} of {total} lines; the original was not stored ...]"
+
+
+def is_marker_line(line: str) -> bool:
+    """True for the marker and trailer lines that compaction adds."""
+    line = line.rstrip("\r\n")
+    return bool(_LINE_MARKER.match(line) or _TRAILER.match(line))
+
+
+def verify_verbatim(original: str, compacted: str) -> bool:
+    """Check the verbatim promise: every non-marker line of ``compacted`` is an input line
+    (or, for a partly kept long line, pieces of one, in order), and they come in input order."""
+    src = original.splitlines()
+    i = 0
+    for out in compacted.splitlines():
+        if is_marker_line(out):
+            continue
+        pieces = [p for p in _INLINE_MARKER.split(out) if p] if _INLINE_MARKER.search(out) else None
+        while i < len(src):
+            line = src[i]
+            i += 1
+            if pieces is None:
+                if line == out:
+                    break
+            elif _pieces_in_order(pieces, line):
+                break
+        else:
+            return False
+    return True
+
+
+def _pieces_in_order(pieces: list[str], line: str) -> bool:
+    pos = 0
+    for p in pieces:
+        j = line.find(p, pos)
+        if j < 0:
+            return False
+        pos = j + len(p)
+    return True
+
+
+def _ranges(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """0-based sorted indices -> 1-based inclusive ranges."""
+    out: list[tuple[int, int]] = []
+    for i in indices:
+        if out and out[-1][1] == i:  # previous end (1-based) == this index (0-based) -> adjacent
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i + 1, i + 1))
+    return out
+
+
+def _render(
+    lines: list[str],
+    bodies: list[str],
+    units: _Units,
+    kept: np.ndarray,
+    markers: bool,
+    trailer: str | None,
+) -> tuple[str, list[int], list[int], list[int]]:
+    """Returns (text, fully kept lines, partial lines, omitted-or-partial lines), all 0-based."""
+    n_lines = len(lines)
+    full: list[int] = []
+    partial: list[int] = []
+    omitted: list[int] = []
+    per_line_units: list[list[int]] = [[] for _ in range(n_lines)]
+    for u, li in enumerate(units.line_of):
+        per_line_units[li].append(u)
+    out: list[str] = []
+    gap_start: int | None = None
+
+    def close_gap(end: int) -> None:
+        nonlocal gap_start
+        if gap_start is not None:
+            if markers:
+                if out and not out[-1].endswith(("\n", "\r")):
+                    out.append("\n")
+                out.append(_line_marker(end - gap_start, gap_start + 1, end) + "\n")
+            gap_start = None
+
+    for li in range(n_lines):
+        us = per_line_units[li]
+        flags = [bool(kept[u]) for u in us]
+        if all(flags):
+            close_gap(li)
+            if out and not out[-1].endswith(("\n", "\r")):
+                out.append("\n")
+            out.append(lines[li])
+            full.append(li)
+        elif not any(flags):
+            if gap_start is None:
+                gap_start = li
+            omitted.append(li)
+        else:
+            close_gap(li)
+            if out and not out[-1].endswith(("\n", "\r")):
+                out.append("\n")
+            dropped = 0
+            for u, f in zip(us, flags):
+                if f:
+                    if dropped:
+                        out.append(_inline_marker(dropped))
+                        dropped = 0
+                    out.append(units.texts[u])
+                else:
+                    dropped += len(units.texts[u])
+            if dropped:
+                out.append(_inline_marker(dropped))
+            out.append(lines[li][len(bodies[li]) :])
+            partial.append(li)
+            omitted.append(li)
+    close_gap(n_lines)
+    if trailer and markers:
+        if out and not out[-1].endswith(("\n", "\r")):
+            out.append("\n")
+        out.append(trailer + "\n")
+    return "".join(out), full, partial, omitted
+
+
+def compact_text(
+    text: str,
+    request: CompactRequest,
+    *,
+    scorer: LineScorer,
+    tokenizer: Tokenizer,
+    limits: Limits,
+    store: Callable[[str], tuple[str | None, str | None]] | None = None,
+    on_progress: ProgressFn | None = None,
+) -> CompactResult:
+    """Compact checked ``text``.
+
+    ``store`` is called with the original once it is certain that lines will be omitted;
+    it returns ``(handle, warning)``. Without it nothing is stored and no handle is given.
+    """
+    tok = tokenizer
+    progress = on_progress or (lambda _f, _m: None)
+    tokens_before = tok.count(text)
+    budget = request.budget(tokens_before)
+    lines = text.splitlines(keepends=True)
+    bodies = text.splitlines()
+    n_lines = len(lines)
+    scorer_name = getattr(scorer, "name", type(scorer).__name__)
+
+    if budget >= tokens_before:
+        result = CompactResult(
+            text=text,
+            kept_line_ranges=[(1, n_lines)] if n_lines else [],
+            omitted_line_ranges=[],
+            lines_before=n_lines,
+            lines_kept=n_lines,
+            tokens_before=tokens_before,
+            tokens_after=tokens_before,
+            budget_tokens=budget,
+            handle=None,
+            query=request.query,
+            scorer=scorer_name,
+            pinned_lines=0,
+        )
+        return result
+
+    warnings: list[str] = []
+    handle: str | None = None
+    if store is not None:
+        handle, store_warning = store(text)
+        if store_warning:
+            warnings.append(store_warning)
+
+    progress(0.1, "tokenizing lines")
+    units = _build_units(lines, bodies, tok, limits)
+    n_units = len(units.texts)
+    pinned_line = _pinned_lines(text, lines, bodies, request.keep)
+    pinned = pinned_line[np.asarray(units.line_of, dtype=np.int64)]
+
+    progress(0.3, f"scoring {n_units} lines")
+    query_tokens = tok.encode(request.query) if request.query else []
+    scores = np.asarray(
+        scorer.score(ScoringInput(units.texts, units.tokens, units.line_of, request.query, query_tokens)),
+        dtype=np.float64,
+    )
+    if scores.shape != (n_units,):
+        raise RuntimeError(f"scorer {scorer_name!r} returned {scores.shape} scores for {n_units} units")
+    scores = np.nan_to_num(scores, nan=-np.inf)
+
+    progress(0.7, "selecting lines")
+    markers = request.markers
+    marker_cost = (tok.count(_line_marker(n_lines, n_lines, n_lines)) + 1) if markers else 0
+    trailer = _trailer(n_lines, n_lines, handle)
+    trailer_cost = (tok.count(trailer) + 1) if markers else 0
+
+    kept = pinned.copy()
+    gaps = _count_gaps(kept)
+    total = int(units.cost[kept].sum()) + gaps * marker_cost + trailer_cost
+    order = np.argsort(-scores, kind="stable")
+    for u in order:
+        if kept[u]:
+            continue
+        left = u > 0 and not kept[u - 1]
+        right = u < n_units - 1 and not kept[u + 1]
+        delta_gaps = 1 if (left and right) else (-1 if not left and not right else 0)
+        cost = int(units.cost[u]) + delta_gaps * marker_cost
+        if total + cost <= budget:
+            kept[u] = True
+            total += cost
+
+    removable = [int(u) for u in order[::-1] if kept[u] and not pinned[u]]  # weakest first
+    while True:
+        kept_lines = len({units.line_of[u] for u in np.flatnonzero(kept)})
+        trailer = _trailer(kept_lines, n_lines, handle)
+        out, full, partial, omitted = _render(lines, bodies, units, kept, markers, trailer)
+        tokens_after = tok.count(out)
+        if tokens_after <= budget or not removable:
+            break
+        excess = tokens_after - budget
+        while removable and excess > 0:
+            u = removable.pop(0)
+            kept[u] = False
+            excess -= int(units.cost[u])
+    if tokens_after > budget:
+        warnings.append(
+            f"pinned lines alone need {tokens_after} tokens, over the budget of {budget}; all pins were kept"
+        )
+    progress(1.0, "done")
+    result = CompactResult(
+        text=out,
+        kept_line_ranges=_ranges(full),
+        omitted_line_ranges=_ranges(omitted),
+        partial_lines=[p + 1 for p in partial],
+        lines_before=n_lines,
+        lines_kept=len(full),
+        tokens_before=tokens_before,
+        tokens_after=tokens_after,
+        budget_tokens=budget,
+        handle=handle,
+        query=request.query,
+        scorer=scorer_name,
+        pinned_lines=int(pinned_line.sum()),
+        warnings=warnings,
+    )
+    return result
+
+
+def _count_gaps(kept: np.ndarray) -> int:
+    if kept.size == 0:
+        return 0
+    dropped = ~kept
+    starts = dropped[0] + np.count_nonzero(dropped[1:] & ~dropped[:-1])
+    return int(starts)

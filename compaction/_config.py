@@ -1,0 +1,80 @@
+"""Frozen settings: limits and directories, read once from the environment.
+
+Every knob has a default and an environment variable:
+
+    CONTEXT_DISTILL_MAX_INPUT_BYTES   largest input accepted (default 64 MiB)
+    CONTEXT_DISTILL_CACHE_DIR         where originals are kept for `expand`
+                                      (default $XDG_CACHE_HOME/context-distill, else ~/.cache/context-distill)
+    CONTEXT_DISTILL_DATA_DIR          where handoffs are kept
+                                      (default $XDG_DATA_HOME/context-distill, else ~/.local/share/context-distill)
+    CONTEXT_DISTILL_CACHE_MAX_BYTES   size bound of the originals cache (default 512 MiB)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Limits", "Settings", "default_settings"]
+
+_MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_input_bytes: int = 64 * _MiB
+    #: a line longer than this many tokens is compacted as sub-line segments
+    long_line_tokens: int = 256
+    #: target size of one sub-line segment, in tokens
+    segment_tokens: int = 48
+
+
+def _user_dir(env_var: str, xdg_var: str, fallback: str, windows_var: str) -> Path:
+    explicit = os.environ.get(env_var)
+    if explicit:
+        return Path(explicit).expanduser()
+    if sys.platform == "win32" and os.environ.get(windows_var):
+        return Path(os.environ[windows_var]) / "context-distill"
+    base = os.environ.get(xdg_var)
+    return (Path(base) if base else Path.home() / fallback) / "context-distill"
+
+
+@dataclass(frozen=True)
+class Settings:
+    limits: Limits = field(default_factory=Limits)
+    cache_dir: Path = field(
+        default_factory=lambda: _user_dir("CONTEXT_DISTILL_CACHE_DIR", "XDG_CACHE_HOME", ".cache", "LOCALAPPDATA")
+    )
+    data_dir: Path = field(
+        default_factory=lambda: _user_dir("CONTEXT_DISTILL_DATA_DIR", "XDG_DATA_HOME", ".local/share", "APPDATA")
+    )
+    cache_max_bytes: int = 512 * _MiB
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        limits = Limits(
+            max_input_bytes=_int_env("CONTEXT_DISTILL_MAX_INPUT_BYTES", Limits.max_input_bytes),
+        )
+        return cls(
+            limits=limits,
+            cache_max_bytes=_int_env("CONTEXT_DISTILL_CACHE_MAX_BYTES", 512 * _MiB),
+        )
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def default_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,242 @@
+"""The engine: one object that holds the heavy things (tokenizer, scorer, store) and
+does compact / compact_messages / expand. The module-level functions in
+``compaction`` use one shared, lazily built instance."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any, Sequence
+
+from ._compact import CompactRequest, ProgressFn, check_text, compact_text
+from ._config import Settings, default_settings
+from ._exceptions import BudgetError, InputError, StoreError
+from ._messages import check_messages, iter_text_slots, last_user_text
+from ._results import CompactMessagesResult, CompactResult, ExpandResult
+from ._scoring import LineScorer
+from ._store import OriginalStore
+from ._tokenizer import Tokenizer, get_tokenizer
+
+__all__ = ["Engine", "get_engine", "parse_line_ranges"]
+
+log = logging.getLogger("context_distill")
+
+
+def _default_scorer() -> LineScorer:
+    from ._model import load_default_scorer
+
+    return load_default_scorer()
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        scorer: LineScorer | None = None,
+        tokenizer: Tokenizer | None = None,
+        settings: Settings | None = None,
+        store: OriginalStore | None | bool = True,
+    ) -> None:
+        self.settings = settings or default_settings()
+        self.tokenizer = tokenizer or get_tokenizer()
+        self._scorer = scorer
+        self._scorer_lock = threading.Lock()
+        if store is True:
+            self.store: OriginalStore | None = OriginalStore(self.settings.cache_dir, self.settings.cache_max_bytes)
+        elif store is False or store is None:
+            self.store = None
+        else:
+            self.store = store
+        self._store_warned = False
+
+    @property
+    def scorer(self) -> LineScorer:
+        if self._scorer is None:
+            with self._scorer_lock:
+                if self._scorer is None:
+                    self._scorer = _default_scorer()
+        return self._scorer
+
+    # -- storing originals -------------------------------------------------------------
+    def _store_original(self, text: str) -> tuple[str | None, str | None]:
+        if self.store is None:
+            return None, None
+        try:
+            return self.store.put(text), None
+        except StoreError as exc:
+            if not self._store_warned:
+                log.warning("%s (compaction goes on without handles)", exc)
+                self._store_warned = True
+            return None, f"{exc}; omitted lines cannot be expanded later"
+
+    # -- compact -----------------------------------------------------------------------
+    def compact(
+        self,
+        text: object,
+        *,
+        ratio: float | None = None,
+        target_tokens: int | None = None,
+        query: str | None = None,
+        keep: Sequence[str] = (),
+        markers: bool = True,
+        on_progress: ProgressFn | None = None,
+    ) -> CompactResult:
+        checked = check_text(text, self.settings.limits)
+        if query is not None and not isinstance(query, str):
+            raise InputError(f"query must be text, got {type(query).__name__}")
+        if isinstance(keep, str):
+            keep = (keep,)
+        request = CompactRequest(
+            ratio=ratio, target_tokens=target_tokens, query=query or "", keep=tuple(keep), markers=markers
+        )
+        return compact_text(
+            checked,
+            request,
+            scorer=self.scorer,
+            tokenizer=self.tokenizer,
+            limits=self.settings.limits,
+            store=self._store_original,
+            on_progress=on_progress,
+        )
+
+    def compact_messages(
+        self,
+        messages: object,
+        *,
+        ratio: float | None = None,
+        target_tokens: int | None = None,
+        query: str | None = None,
+        preserve_recent: int = 2,
+        keep: Sequence[str] = (),
+        markers: bool = True,
+        min_tokens: int = 64,
+    ) -> CompactMessagesResult:
+        msgs = check_messages(messages)
+        if isinstance(preserve_recent, bool) or not isinstance(preserve_recent, int) or preserve_recent < 0:
+            raise InputError(f"preserve_recent must be a whole number >= 0, got {preserve_recent!r}")
+        query = query if query else last_user_text(msgs)
+        split = max(0, len(msgs) - preserve_recent)
+        older, recent = msgs[:split], msgs[split:]
+        count = self.tokenizer.count
+
+        slots = [s for m in older for s in iter_text_slots(m)]
+        texts = [get() for get, _ in slots]
+        sizes = [count(t) if isinstance(t, str) else 0 for t in texts]
+        recent_tokens = sum(count(get()) for m in recent for get, _ in iter_text_slots(m))
+        tokens_before = sum(sizes) + recent_tokens
+
+        if target_tokens is not None:
+            if ratio is not None:
+                raise BudgetError("give either ratio or target_tokens, not both")
+            CompactRequest(target_tokens=target_tokens).budget(1)  # validates
+            compactable = sum(s for s in sizes if s >= min_tokens)
+            room = target_tokens - recent_tokens - (sum(sizes) - compactable)
+            eff_ratio = min(1.0, max(room, 1) / compactable) if compactable else 1.0
+        else:
+            eff_ratio = CompactRequest(ratio=ratio).budget(1000) / 1000 if ratio is not None else None
+
+        handles: list[str] = []
+        warnings: list[str] = []
+        parts = 0
+        for (get, set_), text, size in zip(slots, texts, sizes):
+            if size < min_tokens or not text.strip():
+                continue
+            try:
+                res = self.compact(text, ratio=eff_ratio, query=query, keep=keep, markers=markers)
+            except InputError as exc:
+                warnings.append(f"a part was left as it was: {exc}")
+                continue
+            if res.tokens_after < res.tokens_before:
+                set_(res.text)
+                parts += 1
+                if res.handle:
+                    handles.append(res.handle)
+                warnings.extend(w for w in res.warnings if w not in warnings)
+        out = older + recent
+        tokens_after = sum(count(get()) for m in out for get, _ in iter_text_slots(m))
+        return CompactMessagesResult(
+            messages=out,
+            tokens_before=tokens_before,
+            tokens_after=tokens_after,
+            compacted_parts=parts,
+            handles=handles,
+            query=query,
+            warnings=warnings,
+        )
+
+    # -- expand ------------------------------------------------------------------------
+    def expand(self, handle: str, lines: str | Sequence[tuple[int, int]] | None = None) -> ExpandResult:
+        if not isinstance(handle, str):
+            raise InputError(f"handle must be text, got {type(handle).__name__}")
+        if self.store is None:
+            raise StoreError("this engine keeps no originals, so nothing can be expanded")
+        handle = handle.strip().lower()
+        original = self.store.get(handle)
+        all_lines = original.splitlines(keepends=True)
+        total = len(all_lines)
+        ranges = parse_line_ranges(lines, total) if lines not in (None, "", []) else [(1, total)]
+        text = "".join("".join(all_lines[a - 1 : b]) for a, b in ranges)
+        return ExpandResult(handle=handle, text=text, line_ranges=ranges, total_lines=total)
+
+
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+
+
+def parse_line_ranges(spec: str | Sequence[Any] | None, total: int) -> list[tuple[int, int]]:
+    """Parse ``"10-20,31,40-"``-style or ``[[10, 20], [31, 31]]`` ranges (1-based, inclusive),
+    clamped to ``total`` lines, sorted and merged."""
+    pairs: list[tuple[int, int]] = []
+    if isinstance(spec, str):
+        for chunk in spec.split(","):
+            chunk = chunk.strip()
+            if not chunk:
+                continue
+            if chunk.endswith("-") and chunk[:-1].strip().isdigit():
+                chunk = f"{chunk[:-1].strip()}-{max(total, 1)}"
+            m = _RANGE.match(chunk)
+            if not m:
+                raise InputError(f"bad line range {chunk!r}: use forms like '12', '10-20' or '10-20,31'")
+            a = int(m.group(1))
+            b = int(m.group(2) or a)
+            pairs.append((a, b))
+    elif isinstance(spec, (list, tuple)):
+        for item in spec:
+            if isinstance(item, int) and not isinstance(item, bool):
+                pairs.append((item, item))
+            elif (
+                isinstance(item, (list, tuple))
+                and len(item) == 2
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in item)
+            ):
+                pairs.append((item[0], item[1]))
+            else:
+                raise InputError(f"bad line range {item!r}: use [start, end] pairs of 1-based line numbers")
+    else:
+        raise InputError(f"line ranges must be a string like '10-20' or a list of [start, end], got {spec!r}")
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(pairs):
+        if a < 1 or b < a:
+            raise InputError(f"bad line range {a}-{b}: lines start at 1 and a range must not run backwards")
+        if a > total:
+            raise InputError(f"line {a} is past the end: the original has {total} lines")
+        b = min(b, total)
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+
+
+def get_engine() -> Engine:
+    """The shared engine, built on first use (tokenizer and model load once)."""
+    global _engine
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                _engine = Engine()
+    return _engine

@@ -1,0 +1,86 @@
+"""Compaction of chat histories in OpenAI or Anthropic message shapes.
+
+The last ``preserve_recent`` messages stay whole. In older ones, every text part
+(plain string content, ``text`` parts, ``tool_result`` content, OpenAI ``tool``
+messages) of at least ``min_tokens`` tokens is compacted verbatim; everything else
+(roles, tool calls, ids, images) is copied unchanged. The default query is the last
+user message's text.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Iterator
+
+from ._exceptions import InputError
+
+__all__ = ["iter_text_slots", "last_user_text", "check_messages"]
+
+# A slot is (getter, setter) over one string inside a message.
+Slot = tuple[Callable[[], str], Callable[[str], None]]
+
+
+def check_messages(messages: object) -> list[dict[str, Any]]:
+    if not isinstance(messages, list):
+        raise InputError(f"messages must be a list of message objects, got {type(messages).__name__}")
+    if not messages:
+        raise InputError("messages is empty: there is nothing to compact")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise InputError(f"message {i} must be an object with 'role' and 'content', got {type(m).__name__}")
+        if "role" not in m:
+            raise InputError(f"message {i} has no 'role'")
+    return copy.deepcopy(messages)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for p in content:
+            if isinstance(p, dict):
+                if p.get("type") in ("text", "input_text", "output_text") and isinstance(p.get("text"), str):
+                    parts.append(p["text"])
+                elif p.get("type") == "tool_result":
+                    parts.append(_text_of(p.get("content")))
+        return "\n".join(x for x in parts if x)
+    return ""
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    """The text of the last user message that is not only tool results."""
+    for m in reversed(messages):
+        if m.get("role") != "user":
+            continue
+        content = m.get("content")
+        if isinstance(content, list) and all(
+            isinstance(p, dict) and p.get("type") == "tool_result" for p in content
+        ):
+            continue
+        text = _text_of(content)
+        if text.strip():
+            return text
+    return ""
+
+
+def _slots_in_content(holder: dict[str, Any], key: str) -> Iterator[Slot]:
+    content = holder.get(key)
+    if isinstance(content, str):
+        yield (lambda: holder[key]), (lambda v: holder.__setitem__(key, v))
+    elif isinstance(content, list):
+        for part in content:
+            if not isinstance(part, dict):
+                continue
+            kind = part.get("type")
+            if kind in ("text", "input_text", "output_text") and isinstance(part.get("text"), str):
+                yield (lambda p=part: p["text"]), (lambda v, p=part: p.__setitem__("text", v))
+            elif kind == "tool_result":
+                yield from _slots_in_content(part, "content")
+
+
+def iter_text_slots(message: dict[str, Any]) -> Iterator[Slot]:
+    """Every compactable string of one message (system messages have none)."""
+    if message.get("role") in ("system", "developer"):
+        return
+    yield from _slots_in_content(message, "content")

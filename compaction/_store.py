@@ -1,0 +1,93 @@
+"""Originals of compacted texts, kept so that every deletion can be undone.
+
+Content-addressed (the handle is the first 16 hex digits of the text's sha256),
+bounded in size (oldest files go first), written atomically. Layout:
+``<cache_dir>/originals/<handle[:2]>/<handle>.txt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from pathlib import Path
+
+from ._atomic import atomic_write_bytes
+from ._exceptions import HandleNotFoundError, InputError, StoreUnavailableError
+
+__all__ = ["OriginalStore", "handle_for"]
+
+_HANDLE = re.compile(r"^[0-9a-f]{16}$")
+
+
+def handle_for(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class OriginalStore:
+    def __init__(self, root: Path, max_bytes: int = 512 * 1024 * 1024) -> None:
+        self.root = Path(root) / "originals"
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._writes_since_prune = 0
+
+    def _path(self, handle: str) -> Path:
+        if not _HANDLE.match(handle or ""):
+            raise InputError(f"invalid handle {handle!r}: a handle is 16 lowercase hex digits, as returned by compact")
+        return self.root / handle[:2] / f"{handle}.txt"
+
+    def put(self, text: str) -> str:
+        """Store ``text``; returns its handle. Raises StoreUnavailableError if the folder is not writable."""
+        handle = handle_for(text)
+        path = self._path(handle)
+        try:
+            if path.exists():
+                os.utime(path)
+                return handle
+            atomic_write_bytes(path, text.encode("utf-8", "surrogatepass"))
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"cannot write the originals cache at {self.root}: {exc.strerror or exc}; "
+                "set CONTEXT_DISTILL_CACHE_DIR to a writable folder"
+            ) from None
+        with self._lock:
+            self._writes_since_prune += 1
+            due = self._writes_since_prune >= 32
+            if due:
+                self._writes_since_prune = 0
+        if due:
+            self.prune()
+        return handle
+
+    def get(self, handle: str) -> str:
+        path = self._path(handle.strip().lower() if isinstance(handle, str) else handle)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise HandleNotFoundError(
+                f"no original stored under handle {handle!r} (it may have been evicted from the cache); "
+                "re-run the tool to get the full output"
+            ) from None
+        except OSError as exc:
+            raise StoreUnavailableError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return data.decode("utf-8", "surrogatepass")
+
+    def prune(self) -> int:
+        """Delete the least recently used originals until the store fits ``max_bytes``. Returns files removed."""
+        try:
+            files = [(p.stat().st_mtime, p.stat().st_size, p) for p in self.root.glob("*/*.txt")]
+        except OSError:
+            return 0
+        total = sum(size for _, size, _ in files)
+        removed = 0
+        for _, size, path in sorted(files):
+            if total <= self.max_bytes:
+                break
+            try:
+                path.unlink()
+                total -= size
+                removed += 1
+            except OSError:
+                pass
+        return removed
