@@ -1,0 +1,31 @@
+"""Shared fixtures. Every test runs with its own cache and data folders (never the user's)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("CONTEXT_DISTILL_SHARED_DATA", ROOT.parent / "shared" / "data"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Point every user folder at a fresh temporary one, like simonw/llm's user_path fixture."""
+    base = tmp_path_factory.mktemp("userdirs")
+    monkeypatch.setenv("CONTEXT_DISTILL_CACHE_DIR", str(base / "cache"))
+    monkeypatch.setenv("CONTEXT_DISTILL_DATA_DIR", str(base / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(base / "xdg-data"))
+    yield base
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` (the real trajectories and transcripts); skipped only where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is not present (set CONTEXT_DISTILL_SHARED_DATA)")
+    return SHARED_DATA
