@@ -1,0 +1,259 @@
+"""The compaction algorithm: budgets, verbatim output, markers, pins, long lines, expand.
+
+These use the BM25 baseline as the scorer (a real, deterministic ranker) so that they
+test the algorithm, not the model; tests/test_model*.py cover the model itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import compaction
+from compaction import Engine, Limits, Settings
+from compaction.baselines import BM25Scorer, HeadTailScorer, TailScorer
+
+LOG = "\n".join(
+    [f"collected {i} items" if i == 0 else f"tests/test_mod.py::test_case_{i} PASSED [{i}%]" for i in range(80)]
+    + [
+        "________________ test_parse_date ________________",
+        "    def test_parse_date():",
+        ">       assert parse_date('2024-01-01') == date(2024, 1, 1)",
+        "E       ValueError: month must be in 1..12",
+        "src/dates.py:42: ValueError",
+        "FAILED tests/test_dates.py::test_parse_date - ValueError: month must be in 1..12",
+        "============ 1 failed, 79 passed in 2.31s ============",
+    ]
+)
+
+
+@pytest.fixture
+def engine(tmp_path):
+    return Engine(scorer=BM25Scorer(), settings=Settings(cache_dir=tmp_path / "cache", data_dir=tmp_path / "data"))
+
+
+def test_importing_the_engine_never_imports_mcp():
+    code = "import sys, compaction, compaction.baselines; assert 'mcp' not in sys.modules, sorted(m for m in sys.modules if m.startswith('mcp'))"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_budget_is_respected_and_output_is_verbatim(engine):
+    r = engine.compact(LOG, ratio=0.3, query="why does test_parse_date fail with ValueError")
+    assert r.tokens_after <= r.budget_tokens == int(r.tokens_before * 0.3)
+    assert r.tokens_after == compaction.count_tokens(r.text)
+    assert compaction.verify_verbatim(LOG, r.text)
+    assert "E       ValueError: month must be in 1..12" in r.text.splitlines()
+    assert r.lines_kept < r.lines_before
+    assert r.scorer == "bm25"
+
+
+def test_kept_ranges_describe_the_kept_lines(engine):
+    r = engine.compact(LOG, ratio=0.3, query="ValueError parse_date")
+    src = LOG.splitlines()
+    kept = [src[i - 1] for a, b in r.kept_line_ranges for i in range(a, b + 1)]
+    body = [line for line in r.text.splitlines() if not compaction.is_marker_line(line)]
+    assert kept == body
+    covered = sorted(i for a, b in r.kept_line_ranges + r.omitted_line_ranges for i in range(a, b + 1))
+    assert covered == list(range(1, len(src) + 1))
+
+
+def test_each_omitted_run_becomes_one_marker_and_expand_gives_it_back(engine):
+    r = engine.compact(LOG, ratio=0.3, query="ValueError")
+    markers = [line for line in r.text.splitlines() if compaction.is_marker_line(line)]
+    gap_markers = [m for m in markers if "lines omitted" in m or "line omitted" in m]
+    assert len(gap_markers) == len(r.omitted_line_ranges)
+    assert r.handle and r.handle in markers[-1]
+    for (a, b), marker in zip(r.omitted_line_ranges, gap_markers):
+        assert f"({a}-{b})" in marker
+        assert engine.expand(r.handle, f"{a}-{b}").text == "".join(LOG.splitlines(keepends=True)[a - 1 : b])
+    assert engine.expand(r.handle).text == LOG
+
+
+def test_markers_can_be_turned_off(engine):
+    r = engine.compact(LOG, ratio=0.3, query="ValueError", markers=False)
+    assert not any(compaction.is_marker_line(line) for line in r.text.splitlines())
+    assert set(r.text.splitlines()) <= set(LOG.splitlines())
+
+
+def test_target_tokens(engine):
+    r = engine.compact(LOG, target_tokens=120, query="ValueError")
+    assert r.budget_tokens == 120 and r.tokens_after <= 120
+
+
+def test_a_budget_above_the_input_returns_it_unchanged(engine):
+    r = engine.compact(LOG, ratio=1.0)
+    assert r.text == LOG and r.handle is None and r.omitted_line_ranges == []
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, 1.5, float("nan"), True, "half"])
+def test_ratio_outside_0_1_is_a_clear_error(engine, bad):
+    with pytest.raises(compaction.BudgetError, match="ratio"):
+        engine.compact(LOG, ratio=bad)
+
+
+def test_ratio_and_target_together_is_an_error(engine):
+    with pytest.raises(compaction.BudgetError, match="either"):
+        engine.compact(LOG, ratio=0.5, target_tokens=10)
+
+
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        ("", compaction.EmptyInputError),
+        (" \n\t\n", compaction.EmptyInputError),
+        ("abc\x00def", compaction.BinaryInputError),
+        (b"\xff\xfe\x00garbage", compaction.BinaryInputError),
+        ("lone \ud800 surrogate", compaction.BinaryInputError),
+        (12345, compaction.InputError),
+    ],
+)
+def test_bad_input_gets_a_clear_one_line_error(engine, bad, error):
+    with pytest.raises(error) as info:
+        engine.compact(bad)
+    assert "\n" not in str(info.value) and str(info.value)
+
+
+def test_input_over_the_size_limit(tmp_path):
+    eng = Engine(scorer=TailScorer(), settings=Settings(limits=Limits(max_input_bytes=1000), cache_dir=tmp_path))
+    with pytest.raises(compaction.InputTooLargeError, match="CONTEXT_DISTILL_MAX_INPUT_BYTES"):
+        eng.compact("x\n" * 600)
+
+
+def test_pins_survive_keep_tags_and_patterns(engine):
+    text = "\n".join([f"noise line {i}" for i in range(200)])
+    text = text.replace("noise line 50", "<keep>pinned A\nnoise line 50\npinned B</keep>")
+    r = engine.compact(text, ratio=0.1, keep=[r"noise line 1[0-9]{2}$"], query="nothing relevant")
+    lines = r.text.splitlines()
+    for needle in ("<keep>pinned A", "noise line 50", "pinned B</keep>", "noise line 150", "noise line 199"):
+        assert needle in lines
+    assert r.pinned_lines == 3 + 100
+
+
+def test_pins_over_budget_are_kept_with_a_warning(engine):
+    text = "\n".join(f"important {i}" for i in range(50))
+    r = engine.compact(text, ratio=0.1, keep=["important"])
+    assert len([x for x in r.text.splitlines() if x.startswith("important")]) == 50
+    assert r.warnings and "pinned" in r.warnings[0]
+
+
+def test_invalid_keep_pattern(engine):
+    with pytest.raises(compaction.InputError, match="regular expression"):
+        engine.compact(LOG, keep=["(unclosed"])
+
+
+def test_one_huge_line_is_cut_into_segments_not_dropped(engine):
+    blob = '{"items": [' + ", ".join(f'{{"id": {i}, "name": "item-{i}"}}' for i in range(3000)) + "]}"
+    r = engine.compact(blob, ratio=0.2, query="item-1234")
+    assert r.partial_lines == [1]
+    assert "item-1234" in r.text
+    assert r.tokens_after <= r.budget_tokens
+    assert compaction.verify_verbatim(blob, r.text)
+    assert engine.expand(r.handle).text == blob
+
+
+def test_crlf_and_odd_line_breaks_are_kept_byte_for_byte(engine):
+    text = "".join(f"row {i} value\r\n" for i in range(100)) + "tail\x0bvertical\u2028sep\n"
+    r = engine.compact(text, ratio=0.4, query="row 42")
+    assert "row 42 value\r\n" in r.text
+    assert compaction.verify_verbatim(text, r.text)
+    assert engine.expand(r.handle).text == text
+
+
+def test_expand_errors(engine):
+    with pytest.raises(compaction.HandleNotFoundError, match="no original"):
+        engine.expand("0123456789abcdef")
+    with pytest.raises(compaction.InputError, match="16"):
+        engine.expand("../../etc/passwd")
+    r = engine.compact(LOG, ratio=0.3)
+    with pytest.raises(compaction.InputError, match="past the end"):
+        engine.expand(r.handle, "500-600")
+    with pytest.raises(compaction.InputError, match="bad line range"):
+        engine.expand(r.handle, "ten-twenty")
+
+
+def test_parse_line_ranges():
+    assert compaction.parse_line_ranges("3, 1-2 ,10-", 12) == [(1, 3), (10, 12)]
+    assert compaction.parse_line_ranges([[5, 7], 9], 20) == [(5, 7), (9, 9)]
+    with pytest.raises(compaction.InputError):
+        compaction.parse_line_ranges("0-3", 10)
+
+
+def test_unwritable_cache_degrades_to_no_handle(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    eng = Engine(scorer=HeadTailScorer(), settings=Settings(cache_dir=blocker / "sub", data_dir=tmp_path))
+    r = eng.compact(LOG, ratio=0.3)
+    assert r.handle is None
+    assert any("cannot write" in w for w in r.warnings)
+    assert "not stored" in r.text.splitlines()[-1]
+
+
+def test_progress_is_reported(engine):
+    seen = []
+    engine.compact(LOG, ratio=0.3, on_progress=lambda f, m: seen.append(f))
+    assert seen[0] < seen[-1] == 1.0
+
+
+def test_compact_messages_openai_and_anthropic_shapes(engine):
+    big = LOG
+    msgs = [
+        {"role": "system", "content": "You are a coding agent. " * 40},
+        {"role": "user", "content": "Fix the failing date test"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "tool", "tool_call_id": "c1", "content": big},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": big}]}],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "Looking at parse_date now."}]},
+        {"role": "user", "content": "Why does parse_date raise ValueError?"},
+    ]
+    r = engine.compact_messages(msgs, ratio=0.3, preserve_recent=2)
+    assert r.query == "Why does parse_date raise ValueError?"
+    assert r.compacted_parts == 2 and len(r.handles) == 2
+    out = r.messages
+    assert out[0] == msgs[0]  # system untouched
+    assert out[-2:] == msgs[-2:]  # recent untouched
+    assert out[2] == msgs[2]
+    assert compaction.verify_verbatim(big, out[3]["content"]) and len(out[3]["content"]) < len(big)
+    inner = out[4]["content"][0]["content"][0]["text"]
+    assert compaction.verify_verbatim(big, inner) and "E       ValueError: month must be in 1..12" in inner
+    assert r.tokens_after < r.tokens_before
+    assert msgs[3]["content"] == big  # the caller's list is not mutated
+
+
+def test_compact_messages_rejects_bad_shapes(engine):
+    with pytest.raises(compaction.InputError):
+        engine.compact_messages("not a list")
+    with pytest.raises(compaction.InputError):
+        engine.compact_messages([{"content": "no role"}])
+    with pytest.raises(compaction.InputError):
+        engine.compact_messages([])
+
+
+_line = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=120)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=st.lists(_line, min_size=1, max_size=60),
+    ratio=st.floats(min_value=0.05, max_value=1.0),
+    ending=st.sampled_from(["\n", "\r\n", ""]),
+    query=st.text(max_size=30),
+)
+def test_verbatim_budget_and_expand_properties(engine, lines, ratio, ending, query):
+    text = "\n".join(lines) + ending
+    try:
+        r = engine.compact(text, ratio=ratio, query=query)
+    except compaction.EmptyInputError:
+        assert not text.strip()
+        return
+    assert compaction.verify_verbatim(text, r.text)
+    if not r.warnings:
+        assert r.tokens_after <= r.budget_tokens
+    if r.handle:
+        assert engine.expand(r.handle).text == text
