@@ -1,0 +1,193 @@
+"""Transcript readers: Claude Code session JSONL, OpenAI / Anthropic chat messages, plain text.
+
+    >>> from compaction import read_transcript
+    >>> t = read_transcript("~/.claude/projects/-home-me-app/3f2c....jsonl")
+    >>> t.format, len(t.events), t.skipped, t.usage_tokens
+    >>> [e.text for e in t.events if e.kind == "tool_result"]     # every tool result, in full
+
+Nothing here is fatal for bad records: malformed lines and unknown record types are
+skipped and counted in ``Transcript.skipped`` / ``skipped_reasons``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .._config import default_settings
+from .._exceptions import BinaryInputError, InputError, InputTooLargeError, TranscriptError
+from ._model import (
+    EDIT_TOOLS,
+    AssistantText,
+    CompactBoundary,
+    CompactSummary,
+    Event,
+    SystemText,
+    Thinking,
+    ToolCall,
+    ToolResult,
+    Transcript,
+    UserText,
+)
+from ._render import render_event, render_transcript
+from .claude_code import looks_like_claude_code, parse_claude_code_lines, read_claude_code
+from .messages import parse_messages
+from .text import parse_text
+
+__all__ = [
+    "read_transcript",
+    "Transcript",
+    "Event",
+    "UserText",
+    "AssistantText",
+    "Thinking",
+    "ToolCall",
+    "ToolResult",
+    "CompactBoundary",
+    "CompactSummary",
+    "SystemText",
+    "EDIT_TOOLS",
+    "render_event",
+    "render_transcript",
+    "FORMATS",
+]
+
+FORMATS = ("auto", "claude-code", "openai", "anthropic", "text")
+
+
+def read_transcript(
+    source: Any,
+    *,
+    fmt: str = "auto",
+    subagents: bool = True,
+    before_boundary: int | None = None,
+) -> Transcript:
+    """Read a session transcript.
+
+    ``source``: a path (``str`` or ``Path``) to a Claude Code ``.jsonl``, an OpenAI /
+    Anthropic messages ``.json`` / ``.jsonl``, or a plain ``.txt`` / ``.md``; or the
+    transcript itself as text; or a list of message dicts; or a ``Transcript``.
+    ``fmt`` forces a format. ``before_boundary=n`` keeps only what came before the
+    ``n``-th compact boundary (-1: the last), the history that compaction summarized.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown transcript format {fmt!r}: use one of {', '.join(FORMATS)}")
+    t = _read(source, fmt, subagents)
+    if before_boundary is not None:
+        try:
+            t = t.before_boundary(before_boundary)
+        except IndexError:
+            raise TranscriptError(
+                f"the transcript has {len(t.boundaries)} compact boundaries; before_boundary={before_boundary} names none"
+            ) from None
+    return t
+
+
+def _read(source: Any, fmt: str, subagents: bool) -> Transcript:
+    if isinstance(source, Transcript):
+        return source
+    if isinstance(source, list):
+        if fmt in ("claude-code",):
+            return parse_claude_code_lines([json.dumps(r) for r in source])
+        if fmt == "text":
+            raise InputError("a list of messages cannot be read as plain text")
+        if looks_like_claude_code(source[:50]) and fmt == "auto":
+            return parse_claude_code_lines([json.dumps(r) for r in source])
+        return parse_messages(source, fmt=fmt)
+    if isinstance(source, dict) and isinstance(source.get("messages"), list):
+        return parse_messages(source["messages"], fmt=fmt, system=source.get("system"))
+    if isinstance(source, (bytes, bytearray)):
+        return _from_bytes(bytes(source), fmt, path=None, subagents=False)
+    if isinstance(source, Path) or (isinstance(source, str) and _is_path_like(source)):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise TranscriptError(f"transcript file {str(path)!r} does not exist or is not a regular file")
+        limit = default_settings().limits.max_input_bytes
+        size = path.stat().st_size
+        if size > limit:
+            raise InputTooLargeError(
+                f"transcript is {size:,} bytes, over the limit of {limit:,}; raise CONTEXT_DISTILL_MAX_INPUT_BYTES"
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise TranscriptError(f"cannot read transcript {str(path)!r}: {exc.strerror or exc}") from None
+        return _from_bytes(data, fmt, path=path, subagents=subagents)
+    if isinstance(source, str):
+        return _from_bytes(source.encode("utf-8", "surrogatepass"), fmt, path=None, subagents=False)
+    raise InputError(
+        f"a transcript must be a path, text, or a list of messages, got {type(source).__name__}"
+    )
+
+
+def _is_path_like(s: str) -> bool:
+    if not s or "\n" in s or len(s) > 4096 or s.lstrip().startswith(("{", "[")):
+        return False
+    try:
+        p = Path(s).expanduser()
+        return p.suffix.lower() in (".jsonl", ".json", ".txt", ".md", ".log") or p.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data:
+        raise BinaryInputError("transcript contains NUL bytes; this looks like binary data, not a transcript")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BinaryInputError(f"transcript is not valid UTF-8 (byte {exc.start})") from None
+
+
+def _from_bytes(data: bytes, fmt: str, *, path: Path | None, subagents: bool) -> Transcript:
+    pstr = str(path) if path else None
+    if fmt == "text":
+        return parse_text(_decode(data), path=pstr)
+    head = data.lstrip()[:1]
+    if fmt == "claude-code" or (fmt == "auto" and head == b"{" and _first_records_are_cc(data)):
+        if path is not None:
+            return read_claude_code(path, data, subagents=subagents)
+        return parse_claude_code_lines(data.split(b"\n"), path=pstr)
+    if head in (b"[", b"{") or fmt in ("openai", "anthropic"):
+        text = _decode(data)
+        try:
+            val = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            val = None
+        if isinstance(val, list):
+            return parse_messages(val, fmt=fmt, path=pstr)
+        if isinstance(val, dict) and isinstance(val.get("messages"), list):
+            return parse_messages(val["messages"], fmt=fmt, system=val.get("system"), path=pstr)
+        if isinstance(val, dict) and "role" in val:
+            return parse_messages([val], fmt=fmt, path=pstr)
+        # JSONL of messages: one message object per line, bad lines counted
+        msgs: list[Any] = []
+        bad = 0
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                msgs.append(json.loads(line))
+            except (json.JSONDecodeError, RecursionError):
+                bad += 1
+        if msgs and any(isinstance(m, dict) and "role" in m for m in msgs):
+            t = parse_messages(msgs, fmt=fmt, path=pstr)
+            if bad:
+                reasons = dict(t.skipped_reasons)
+                reasons["malformed-json"] = reasons.get("malformed-json", 0) + bad
+                t = t.model_copy(update={"skipped": t.skipped + bad, "skipped_reasons": reasons})
+            return t
+        if fmt in ("openai", "anthropic"):
+            raise TranscriptError(f"no chat messages found: expected a JSON list of {{role, content}} objects")
+    return parse_text(_decode(data), path=pstr)
+
+
+def _first_records_are_cc(data: bytes) -> bool:
+    recs = []
+    for line in data.split(b"\n")[:50]:
+        try:
+            recs.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            continue
+    return looks_like_claude_code(recs)

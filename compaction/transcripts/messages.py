@@ -1,0 +1,147 @@
+"""Readers for chat-message histories: OpenAI chat messages and Anthropic messages.
+
+OpenAI: ``{"role": "system"|"user"|"assistant"|"tool", "content": str | [parts],
+"tool_calls": [{"id", "function": {"name", "arguments"}}], "tool_call_id"}``.
+Anthropic: ``{"role": "user"|"assistant", "content": str | [blocks]}`` with ``text``,
+``thinking``, ``tool_use`` and ``tool_result`` blocks (``system`` is separate). Either may
+come wrapped as ``{"messages": [...], "system": ...}``. Messages that are not objects or
+have an unknown role are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from ._model import AssistantText, SystemText, Thinking, ToolCall, ToolResult, Transcript, UserText
+
+__all__ = ["parse_messages", "detect_message_format"]
+
+
+def detect_message_format(messages: list[Any]) -> str:
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        if m.get("role") in ("tool", "function") or "tool_calls" in m:
+            return "openai"
+        content = m.get("content")
+        if isinstance(content, list):
+            for b in content:
+                if isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result", "thinking"):
+                    return "anthropic"
+    return "openai"
+
+
+def _parts_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for p in content:
+            if isinstance(p, str):
+                out.append(p)
+            elif isinstance(p, dict):
+                if isinstance(p.get("text"), str):
+                    out.append(p["text"])
+                elif p.get("type") in ("image", "image_url", "input_image"):
+                    out.append("[image]")
+        return "\n".join(out)
+    return json.dumps(content, ensure_ascii=False)
+
+
+def _args(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str):
+        try:
+            val = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError):
+            return {"arguments": raw}
+        return val if isinstance(val, dict) else {"arguments": val}
+    return {} if raw is None else {"arguments": raw}
+
+
+def parse_messages(
+    messages: list[Any], *, fmt: str = "auto", system: Any = None, path: str | None = None
+) -> Transcript:
+    if fmt == "auto":
+        fmt = detect_message_format(messages)
+    events: list[Any] = []
+    skipped: Counter[str] = Counter()
+    names: dict[str, str] = {}
+    if system:
+        events.append(SystemText(record=0, text=_parts_text(system)))
+    for i, m in enumerate(messages, start=1):
+        if not isinstance(m, dict):
+            skipped["malformed-message"] += 1
+            continue
+        role = m.get("role")
+        content = m.get("content")
+        if role in ("system", "developer"):
+            events.append(SystemText(record=i, text=_parts_text(content)))
+        elif role == "user":
+            if isinstance(content, list):
+                for b in content:
+                    if isinstance(b, dict) and b.get("type") == "tool_result":
+                        tid = str(b.get("tool_use_id", ""))
+                        events.append(
+                            ToolResult(
+                                record=i,
+                                tool_use_id=tid,
+                                tool_name=names.get(tid),
+                                text=_parts_text(b.get("content")),
+                                is_error=bool(b.get("is_error")),
+                            )
+                        )
+                    elif isinstance(b, dict) and isinstance(b.get("text"), str):
+                        events.append(UserText(record=i, text=b["text"]))
+                    elif isinstance(b, str):
+                        events.append(UserText(record=i, text=b))
+            else:
+                events.append(UserText(record=i, text=_parts_text(content)))
+        elif role == "assistant":
+            if isinstance(content, list):
+                for b in content:
+                    if not isinstance(b, dict):
+                        continue
+                    bt = b.get("type")
+                    if bt == "tool_use" and isinstance(b.get("id"), str):
+                        names[b["id"]] = str(b.get("name", "?"))
+                        events.append(ToolCall(record=i, id=b["id"], name=str(b.get("name", "?")), input=_args(b.get("input"))))
+                    elif bt == "thinking":
+                        events.append(Thinking(record=i, text=str(b.get("thinking", ""))))
+                    elif isinstance(b.get("text"), str):
+                        events.append(AssistantText(record=i, text=b["text"]))
+            elif content:
+                events.append(AssistantText(record=i, text=_parts_text(content)))
+            for call in m.get("tool_calls") or []:
+                if not isinstance(call, dict):
+                    continue
+                fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+                cid = str(call.get("id", f"call_{i}"))
+                names[cid] = str(fn.get("name", "?"))
+                events.append(ToolCall(record=i, id=cid, name=names[cid], input=_args(fn.get("arguments"))))
+            fc = m.get("function_call")
+            if isinstance(fc, dict):
+                cid = f"function_call_{i}"
+                names[cid] = str(fc.get("name", "?"))
+                names["__last_function__"] = cid
+                events.append(ToolCall(record=i, id=cid, name=names[cid], input=_args(fc.get("arguments"))))
+        elif role == "tool":
+            tid = str(m.get("tool_call_id", ""))
+            events.append(ToolResult(record=i, tool_use_id=tid, tool_name=names.get(tid) or m.get("name"), text=_parts_text(content)))
+        elif role == "function":
+            tid = names.get("__last_function__", "")
+            events.append(ToolResult(record=i, tool_use_id=tid, tool_name=m.get("name"), text=_parts_text(content)))
+        else:
+            skipped[f"unknown-role:{str(role)[:40]}"] += 1
+    return Transcript(
+        format=fmt,  # type: ignore[arg-type]
+        events=events,
+        path=path,
+        skipped=sum(skipped.values()),
+        skipped_reasons=dict(skipped),
+    )
