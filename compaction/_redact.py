@@ -1,43 +1,219 @@
 """Redaction of secrets (API keys, tokens, private keys, auth headers) from text we store.
 
 Used on everything written to disk or handed to another agent: the originals cache,
-stored handoffs and summaries. Each match is replaced by ``[REDACTED:<kind>]``.
+stored handoffs and summaries. Each secret is replaced by ``[REDACTED:<kind>]``; the
+text around it (a header's name, ``Bearer``, a ``KEY=`` prefix) stays.
+
+Redaction never changes the line structure: the result has exactly the lines of the
+input (``str.splitlines()``), with the same line endings, so that line numbers given
+out by ``compact`` stay valid for the stored, redacted original. A private key block
+keeps its ``BEGIN``/``END`` lines and each of its body lines becomes one marker.
+
+Patterns are chosen to leave ordinary tool output alone: git SHAs, UUIDs, hashes,
+base64 blobs and code that merely *names* an ``authorization`` variable are not
+touched; only values that have the shape of a credential are.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["redact_secrets", "SECRET_PATTERNS"]
+__all__ = ["redact_secrets", "SECRET_PATTERNS", "REDACTION_MARK"]
 
-SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+REDACTION_MARK = "[REDACTED:"
+
+# Every character that str.splitlines() treats as a line break; no match may span one.
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_NOT_BREAK = f"[^{_LINE_BREAKS}]"
+_BODY_RUN = re.compile(f"{_NOT_BREAK}+")
+_LINE_BREAK = f"[{_LINE_BREAKS}]"
+_SP = r"[ \t]"  # horizontal space only: a match never joins two lines
+
+
+def _ci(word: str) -> str:
+    """Case-insensitive literal as character classes (a leading ``(?i:...)`` defeats the
+    regex engine's fast scan; ``[Aa][Uu]...`` keeps it)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+_AUTH = _ci("authorization")  # "Proxy-" before it is left alone anyway
+
+# HTTP auth schemes whose credential follows after a space.
+_SCHEMES = r"(?:bearer|basic|token|digest|negotiate|ntlm|apikey|api-key|key)"
+_CRED = r"[A-Za-z0-9\-._~+/]"  # RFC 6750 token68 characters (padding '=' added below)
+
+# (kind, pattern, trigger, check). A pattern may have groups ``pre`` and ``post``: text
+# kept before and after the marker. Patterns start with a literal where they can (Python's
+# regex engine then scans fast); word boundaries and line starts are checked afterwards by
+# ``check``. ``trigger``: cheap lowercase substrings, the regex only runs when one occurs.
+_WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _word_start(m: re.Match[str]) -> bool:
+    """The match does not start in the middle of a word."""
+    i = m.start()
+    return i == 0 or m.string[i - 1] not in _WORD
+
+
+def _line_start(m: re.Match[str]) -> bool:
+    """Only spaces (and one quote) come before the match on its line."""
+    s, i = m.string, m.start()
+    j = i
+    while j > 0 and s[j - 1] not in _LINE_BREAKS and i - j <= 64:
+        j -= 1
+    before = s[j:i].strip(" \t\"'")
+    return (j == 0 or s[j - 1] in _LINE_BREAKS) and before.lower() in ("", "proxy-")
+
+
+def _scheme_before(m: re.Match[str]) -> bool:
+    """``://`` follows a URL scheme (letters, then letters, digits, + . -)."""
+    s, i = m.string, m.start()
+    j = i
+    while j > 0 and i - j < 20 and (s[j - 1].isascii() and (s[j - 1].isalnum() or s[j - 1] in "+.-")):
+        j -= 1
+    return j < i and s[j].isalpha() and (j == 0 or s[j - 1] not in _WORD)
+
+
+def _always(m: re.Match[str]) -> bool:
+    return True
+
+
+SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
     (
+        # handled line by line in _redact_private_keys
         "private-key",
         re.compile(
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+            r"(?P<pre>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)(?P<body>.*?)"
+            r"(?P<post>-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)",
             re.DOTALL,
         ),
+        ("private key",),
+        _always,
     ),
-    ("authorization-header", re.compile(r"(?im)^(\s*(?:proxy-)?authorization\s*:\s*)(?!\[REDACTED)[^\r\n]+")),
-    ("openai-key", re.compile(r"\bsk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_\-]{20,}")),
-    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})")),
-    ("aws-access-key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b")),
+    (
+        # Authorization: Bearer <x> / Basic <x> / token <x> ... anywhere (headers, curl -H, JSON)
+        "authorization-header",
+        re.compile(
+            rf"(?P<pre>{_AUTH}[\"']?{_SP}*[:=]{_SP}*[\"']?(?i:{_SCHEMES}){_SP}+)"
+            rf"(?!\[REDACTED){_CRED}{{6,}}=*"
+        ),
+        ("authorization",),
+        _word_start,
+    ),
+    (
+        # Authorization: <raw token> as a whole header line (no scheme)
+        "authorization-header",
+        re.compile(
+            rf"(?P<pre>{_AUTH}[\"']?{_SP}*:{_SP}*[\"']?)"
+            rf"(?!\[REDACTED)(?!(?i:{_SCHEMES}){_SP})(?=[A-Za-z\-._~+/:]*\d)[A-Za-z0-9\-._~+/:]{{16,}}=*"
+            rf"(?P<post>[\"']?,?{_SP}*(?={_LINE_BREAK}|\Z))"
+        ),
+        ("authorization",),
+        _line_start,
+    ),
+    (
+        "bearer-token",
+        re.compile(rf"(?P<pre>[Bb](?i:earer){_SP}+)(?!\[REDACTED){_CRED}{{16,}}=*"),
+        ("bearer",),
+        _word_start,
+    ),
+    ("anthropic-key", re.compile(r"sk-ant-(?:[a-z]+\d\d-)?[A-Za-z0-9_\-]{20,}"), ("sk-ant-",), _word_start),
+    (
+        # sk-..., sk-proj-..., sk-svcacct-...: at least 20 characters, one of them a digit
+        "openai-key",
+        re.compile(r"sk-(?:proj-|svcacct-|admin-|None-)?(?=[A-Za-z_\-]*\d)[A-Za-z0-9_\-]{20,}"),
+        ("sk-",),
+        _word_start,
+    ),
+    ("github-token", re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}"), ("gh",), _word_start),
+    ("github-token", re.compile(r"github_pat_[A-Za-z0-9_]{40,}"), ("github_pat_",), _word_start),
+    ("gitlab-token", re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), ("glpat-",), _word_start),
+    (
+        "aws-access-key",
+        re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16}(?![A-Za-z0-9_])"),
+        ("akia", "asia", "agpa", "aida", "aroa", "anpa", "anva", "aipa"),
+        _word_start,
+    ),
     (
         "aws-secret-key",
-        re.compile(r"(?i)(aws_?secret_?(?:access_?)?key\s*[=:]\s*[\"']?)(?!\[REDACTED)[A-Za-z0-9/+=]{40}"),
+        re.compile(
+            rf"(?P<pre>{_ci('secret')}_?(?:{_ci('access')}_?)?{_ci('key')}[\"']?{_SP}*[:=]{_SP}*[\"']?)"
+            r"(?!\[REDACTED)[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"
+        ),
+        ("secret",),
+        _always,
     ),
-    ("slack-token", re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}")),
-    ("bearer-token", re.compile(r"(?i)(\bbearer\s+)(?!\[REDACTED)[A-Za-z0-9\-._~+/]{16,}=*")),
+    (
+        "aws-session-token",
+        re.compile(
+            rf"(?P<pre>{_ci('session')}_?{_ci('token')}[\"']?{_SP}*[:=]{_SP}*[\"']?)"
+            r"(?!\[REDACTED)[A-Za-z0-9/+=]{100,}"
+        ),
+        ("session",),
+        _always,
+    ),
+    ("slack-token", re.compile(r"xox[abprse]-[A-Za-z0-9\-]{10,}"), ("xox",), _word_start),
+    (
+        "slack-webhook",
+        re.compile(r"(?P<pre>https://hooks\.slack\.com/services/)[A-Za-z0-9_/]{20,}"),
+        ("hooks.slack.com",),
+        _always,
+    ),
+    ("stripe-key", re.compile(r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"), ("_live_", "_test_"), _word_start),
+    ("google-api-key", re.compile(r"AIza[0-9A-Za-z_\-]{35}"), ("aiza",), _word_start),
+    ("huggingface-token", re.compile(r"hf_[A-Za-z]{30,}(?![A-Za-z0-9_])"), ("hf_",), _word_start),
+    ("npm-token", re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9_])"), ("npm_",), _word_start),
+    (
+        # scheme://user:password@host: the password part
+        "url-password",
+        re.compile(
+            rf"(?P<pre>://[^/\s:@{_LINE_BREAKS}]{{1,256}}:)"
+            rf"(?!\[REDACTED)(?![0-9]+@)[^/\s@{_LINE_BREAKS}]{{3,256}}(?P<post>@)"
+        ),
+        ("://",),
+        _scheme_before,
+    ),
+]
+
+_PRIVATE_KEY = SECRET_PATTERNS[0][1]
+
+
+def _redact_private_keys(text: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        body = _BODY_RUN.sub("[REDACTED:private-key]", m.group("body"))
+        return m.group("pre") + body + m.group("post")
+
+    return _PRIVATE_KEY.sub(sub, text)
+
+
+def _replacer(kind: str, check):
+    mark = f"[REDACTED:{kind}]"
+
+    def sub(m: re.Match[str]) -> str:
+        if not check(m):
+            return m.group(0)
+        d = m.groupdict()
+        return (d.get("pre") or "") + mark + (d.get("post") or "")
+
+    return sub
+
+
+_COMPILED = [
+    (kind, pattern, trigger, _replacer(kind, check)) for kind, pattern, trigger, check in SECRET_PATTERNS[1:]
 ]
 
 
 def redact_secrets(text: str) -> str:
-    """Return ``text`` with every recognised secret replaced by ``[REDACTED:<kind>]``."""
-    if not text:
+    """Return ``text`` with every recognised secret replaced by ``[REDACTED:<kind>]``.
+
+    Lines (and their endings) are preserved one for one; applying it twice changes nothing more.
+    """
+    if not text or not isinstance(text, str):
         return text
-    for kind, pattern in SECRET_PATTERNS:
-        if pattern.groups:
-            text = pattern.sub(lambda m, k=kind: m.group(1) + f"[REDACTED:{k}]", text)
-        else:
-            text = pattern.sub(f"[REDACTED:{kind}]", text)
+    lower = text.lower()
+    if "private key" in lower:
+        text = _redact_private_keys(text)
+    for _kind, pattern, trigger, sub in _COMPILED:
+        if any(t in lower for t in trigger):
+            text = pattern.sub(sub, text)
     return text

@@ -1,7 +1,10 @@
 """Originals of compacted texts, kept so that every deletion can be undone.
 
-Content-addressed (the handle is the first 16 hex digits of the text's sha256),
-bounded in size (oldest files go first), written atomically. Layout:
+Content-addressed (the handle is the first 16 hex digits of the *stored* text's sha256),
+bounded in size (oldest files go first), written atomically. Secrets (API keys, tokens,
+private keys, auth headers) are redacted before anything touches the disk, so the stored
+original, and what ``expand`` gives back, is the redacted text; redaction keeps every line
+(and line ending) in place, so line numbers from ``compact`` stay valid. Layout:
 ``<cache_dir>/originals/<handle[:2]>/<handle>.txt``.
 """
 
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from ._atomic import atomic_write_bytes
 from ._exceptions import HandleNotFoundError, InputError, StoreUnavailableError
+from ._redact import redact_secrets
 
 __all__ = ["OriginalStore", "handle_for"]
 
@@ -38,7 +42,9 @@ class OriginalStore:
         return self.root / handle[:2] / f"{handle}.txt"
 
     def put(self, text: str) -> str:
-        """Store ``text``; returns its handle. Raises StoreUnavailableError if the folder is not writable."""
+        """Store ``text`` with its secrets redacted; returns the handle of the stored text.
+        Raises StoreUnavailableError if the folder is not writable."""
+        text = redact_secrets(text)
         handle = handle_for(text)
         path = self._path(handle)
         try:

@@ -1,0 +1,368 @@
+"""Secret redaction: one test per pattern, no false positives on ordinary tool output,
+line structure kept, and the originals cache never holding a secret (issue 5).
+
+The fake secrets are assembled at run time so that no scanner mistakes this file for a leak.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import compaction
+from compaction._redact import SECRET_PATTERNS, redact_secrets
+from compaction._store import OriginalStore, handle_for
+from compaction.baselines import BM25Scorer
+
+ALNUM = "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xYz"
+
+
+def fake(prefix: str, n: int, alphabet: str = ALNUM) -> str:
+    return prefix + (alphabet * (n // len(alphabet) + 1))[:n]
+
+
+OPENAI = fake("sk-", 48)
+OPENAI_PROJ = fake("sk-proj-", 120, ALNUM + "_-")
+ANTHROPIC = fake("sk-ant-api03-", 93, ALNUM + "_-")
+GHP = fake("ghp_", 36)
+GHO = fake("gho_", 36)
+GHS = fake("ghs_", 36)
+GITHUB_PAT = fake("github_pat_", 82, ALNUM + "_")
+AWS_ID = "AKIA" + "IOSFODNN7EXAMPLE"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY"
+SLACK = "xoxb-" + "123456789012-1234567890123-" + fake("", 24)
+JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + "eyJzdWIiOiIxMjM0NTY3ODkwIn0." + "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+BASIC = "dXNlcjpwYXNzd29yZA=="
+KEY_BODY = ["MIIEowIBAAKCAQEAx4Uq8Jc2wqbmU9P3r6v0mE3kq5l6Lq3tY2", "zv1Q8s0kq0j2Yk8bVh9n3V4sQ1xT6M9w==", ""]
+
+
+def key_block(label: str) -> str:
+    kind = f"{label} " if label else ""
+    return (
+        f"-----BEGIN {kind}PRIVATE KEY-----\n" + "\n".join(KEY_BODY[:2]) + f"\n-----END {kind}PRIVATE KEY-----\n"
+    )
+
+
+def assert_gone(secret: str, text: str, kind: str) -> str:
+    out = redact_secrets(text)
+    assert secret not in out, out
+    assert f"[REDACTED:{kind}]" in out, out
+    return out
+
+
+# -- one test per pattern ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [OPENAI, OPENAI_PROJ], ids=["sk", "sk-proj"])
+def test_openai_keys(key):
+    out = assert_gone(key, f"export OPENAI_API_KEY={key}\nnext line\n", "openai-key")
+    assert out == "export OPENAI_API_KEY=[REDACTED:openai-key]\nnext line\n"
+
+
+def test_anthropic_key():
+    out = assert_gone(ANTHROPIC, f'client = Anthropic(api_key="{ANTHROPIC}")', "anthropic-key")
+    assert out == 'client = Anthropic(api_key="[REDACTED:anthropic-key]")'
+
+
+@pytest.mark.parametrize("token", [GHP, GHO, GHS, GITHUB_PAT], ids=["ghp", "gho", "ghs", "github_pat"])
+def test_github_tokens(token):
+    out = assert_gone(token, f"remote: token {token} accepted", "github-token")
+    assert out.startswith("remote: token [REDACTED:github-token] accepted")
+
+
+def test_aws_access_key_id():
+    out = assert_gone(AWS_ID, f"aws_access_key_id = {AWS_ID}\n", "aws-access-key")
+    assert out == "aws_access_key_id = [REDACTED:aws-access-key]\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "aws_secret_access_key = {s}",
+        "AWS_SECRET_ACCESS_KEY={s}",
+        'export AWS_SECRET_ACCESS_KEY="{s}"',
+        '    "SecretAccessKey": "{s}",',
+    ],
+)
+def test_aws_secret_key(line):
+    text = line.format(s=AWS_SECRET)
+    out = assert_gone(AWS_SECRET, text, "aws-secret-key")
+    assert out == line.format(s="[REDACTED:aws-secret-key]")
+
+
+@pytest.mark.parametrize("label", ["RSA", "EC", "OPENSSH", "", "ENCRYPTED", "DSA"])
+def test_private_key_blocks_keep_their_lines(label):
+    text = "before\n" + key_block(label) + "after\n"
+    out = redact_secrets(text)
+    for body in KEY_BODY[:2]:
+        assert body not in out
+    lines = out.splitlines()
+    kind = f"{label} " if label else ""
+    assert lines == [
+        "before",
+        f"-----BEGIN {kind}PRIVATE KEY-----",
+        "[REDACTED:private-key]",
+        "[REDACTED:private-key]",
+        f"-----END {kind}PRIVATE KEY-----",
+        "after",
+    ]
+
+
+def test_private_key_without_end_is_redacted_to_the_end():
+    text = "-----BEGIN OPENSSH PRIVATE KEY-----\r\n" + KEY_BODY[0] + "\r\n" + KEY_BODY[1]  # truncated output
+    out = redact_secrets(text)
+    assert out == "-----BEGIN OPENSSH PRIVATE KEY-----\r\n[REDACTED:private-key]\r\n[REDACTED:private-key]"
+
+
+def test_private_key_escaped_inside_json():
+    text = '{"private_key": "-----BEGIN PRIVATE KEY-----\\n' + KEY_BODY[0] + '\\n-----END PRIVATE KEY-----\\n"}'
+    out = redact_secrets(text)
+    assert KEY_BODY[0] not in out
+    assert out == '{"private_key": "-----BEGIN PRIVATE KEY-----[REDACTED:private-key]-----END PRIVATE KEY-----\\n"}'
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (f"Authorization: Bearer {JWT}", "Authorization: Bearer [REDACTED:authorization-header]"),
+        (f"authorization: Basic {BASIC}\r\n", "authorization: Basic [REDACTED:authorization-header]\r\n"),
+        (
+            f"curl -H 'Authorization: token {GHP}' https://api.github.com",
+            "curl -H 'Authorization: token [REDACTED:authorization-header]' https://api.github.com",
+        ),
+        (
+            f'  "Authorization": "Bearer {JWT}",',
+            '  "Authorization": "Bearer [REDACTED:authorization-header]",',
+        ),
+        (f"Proxy-Authorization: Basic {BASIC}", "Proxy-Authorization: Basic [REDACTED:authorization-header]"),
+        # a raw token with no scheme, as a whole header line
+        ("Authorization: 7f3a9c0e5b2d41a8b6c4e2f0d9a7", "Authorization: [REDACTED:authorization-header]"),
+        ('  "authorization": "7f3a9c0e5b2d41a8b6c4e2f0d9a7",', '  "authorization": "[REDACTED:authorization-header]",'),
+    ],
+)
+def test_authorization_headers(text, expected):
+    assert redact_secrets(text) == expected
+
+
+def test_bearer_token_outside_a_header():
+    out = assert_gone(JWT, f"requests.get(url, headers=h)  # sent Bearer {JWT}", "bearer-token")
+    assert out.endswith("# sent Bearer [REDACTED:bearer-token]")
+
+
+def test_slack_token_and_webhook():
+    assert_gone(SLACK, f"SLACK_BOT_TOKEN={SLACK}", "slack-token")
+    hook = "https://hooks.slack.com/services/" + "T0000AAAA/B0000BBBB/" + fake("", 24)
+    out = redact_secrets(f"posting to {hook}")
+    assert out == "posting to https://hooks.slack.com/services/[REDACTED:slack-webhook]"
+
+
+@pytest.mark.parametrize(
+    "secret, kind",
+    [
+        (fake("glpat-", 20), "gitlab-token"),
+        (fake("sk_" + "live_", 24), "stripe-key"),
+        (fake("AIza", 35, ALNUM + "_-"), "google-api-key"),
+        (fake("hf_", 34, "abcdefghijKLMNOPQRSTuvwxyz"), "huggingface-token"),
+        (fake("npm_", 36), "npm-token"),
+    ],
+)
+def test_other_provider_tokens(secret, kind):
+    assert_gone(secret, f"TOKEN={secret}\n", kind)
+
+
+def test_password_in_url():
+    out = redact_secrets("DATABASE_URL=postgres://app:s3cr3t-pw@db.internal:5432/app")
+    assert out == "DATABASE_URL=postgres://app:[REDACTED:url-password]@db.internal:5432/app"
+    out = redact_secrets(f"git push https://x-access-token:{GHS}@github.com/o/r.git")
+    assert GHS not in out and out.endswith("@github.com/o/r.git")
+
+
+def test_every_pattern_kind_is_tested():
+    kinds = {k for k, *_ in SECRET_PATTERNS}
+    tested = {
+        "private-key", "authorization-header", "bearer-token", "anthropic-key", "openai-key", "github-token",
+        "gitlab-token", "aws-access-key", "aws-secret-key", "aws-session-token", "slack-token", "slack-webhook",
+        "stripe-key", "google-api-key", "huggingface-token", "npm-token", "url-password",
+    }  # fmt: skip
+    assert kinds == tested, "a pattern was added or removed: add its test"
+
+
+def test_aws_session_token():
+    token = fake("IQoJb3JpZ2luX2VjE", 300, ALNUM + "/+")
+    out = assert_gone(token, f'    "SessionToken": "{token}",', "aws-session-token")
+    assert out == '    "SessionToken": "[REDACTED:aws-session-token]",'
+
+
+def test_several_secrets_on_one_line_and_idempotent():
+    text = f"{OPENAI} {GHP} {AWS_ID} Bearer {JWT}"
+    once = redact_secrets(text)
+    for s in (OPENAI, GHP, AWS_ID, JWT):
+        assert s not in once
+    assert redact_secrets(once) == once
+
+
+# -- no false positives on ordinary output ----------------------------------------------
+
+ORDINARY = [
+    "commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
+    "Merge: 1d5f4e2 a3b9c01",
+    "request_id=3f2b6c1e-8d4a-4e5f-9b7c-2a1d0e9f8c7b status=200",
+    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "data: iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+    "    def authenticate(self, authorization: Optional[str] = None) -> bool:",
+    "    authorization: AuthorizationHeaderType",
+    '    headers["Authorization"] = "Bearer " + token',
+    '    headers["Authorization"] = f"Bearer {token}"',
+    "The bearer of this certificate is trusted.",
+    "scikit-learn==1.5.0 sklearn task-runner-abcdefghijklmnopqrstuvwxyz",
+    "risk-assessment-0123456789-abcdefghij",
+    "http://localhost:8080/api/v1/items?id=5",
+    "git@github.com:context-distill/context-distill.git",
+    "ssh://git@github.com:22/org/repo.git",
+    "docker://registry:5000@sha256:abc",
+    "-----BEGIN CERTIFICATE-----",
+    "MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJRTES",
+    "-----END CERTIFICATE-----",
+    "-----BEGIN PUBLIC KEY-----",
+    "tests/test_auth.py::test_secret_key_rotation PASSED",
+    "SECRET_KEY = get_random_secret_key()",
+    "AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY}",
+    "E   AssertionError: assert 'sk-abc' == 'sk-abd'",
+    "ghp_short xoxb- AKIA1234",
+    "  File \"/usr/lib/python3.11/site-packages/requests/auth.py\", line 96, in __call__",
+    "0x7ffd5e8c3a10 0x00000000deadbeef",
+]
+
+
+@pytest.mark.parametrize("line", ORDINARY)
+def test_ordinary_lines_are_untouched(line):
+    assert redact_secrets(line) == line
+
+
+def test_real_tool_output_is_mostly_untouched(shared_data):
+    """Over real agent observations, redaction changes next to nothing (and only URL credentials)."""
+    import gzip
+    import itertools
+    import json
+
+    path = shared_data / "trajectories" / "mini-swe-agent-gemini3pro.jsonl.gz"
+    changed = total = 0
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for raw in itertools.islice(f, 40):
+            for m in json.loads(raw)["messages"]:
+                if m["role"] != "user" or not isinstance(m["content"], str):
+                    continue
+                lines = m["content"].splitlines()
+                out = redact_secrets(m["content"]).splitlines()
+                assert len(out) == len(lines)
+                for a, b in zip(lines, out):
+                    total += 1
+                    if a != b:
+                        changed += 1
+                        assert "[REDACTED:url-password]" in b, (a, b)
+    assert total > 10_000
+    assert changed <= total * 0.001
+
+
+# -- structure: lines kept one for one ----------------------------------------------------
+
+_pieces = st.sampled_from(
+    [OPENAI, GHP, AWS_ID, f"Authorization: Bearer {JWT}", key_block("RSA"), "Bearer ", "-----BEGIN PRIVATE KEY-----",
+     "https://u:p4ssw0rd@h", "\n", "\r\n", "\r", "\u2028", "\x0b", "\x1c", "\x85", " ", "authorization: ", "sk-"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_pieces, st.text(max_size=30)), max_size=25))
+def test_redaction_keeps_lines_and_is_idempotent(parts):
+    text = "".join(parts)
+    out = redact_secrets(text)
+    src_lines = text.splitlines(keepends=True)
+    out_lines = out.splitlines(keepends=True)
+    assert len(out_lines) == len(src_lines)
+    for a, b in zip(src_lines, out_lines):
+        # same line ending on each line
+        assert a[len(a.rstrip("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")) :] == b[
+            len(b.rstrip("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")) :
+        ]
+    assert redact_secrets(out) == out
+
+
+# -- the originals cache never holds a secret ------------------------------------------------
+
+
+def _cache_bytes(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+
+
+def test_store_put_redacts_and_handle_names_the_stored_text(tmp_path):
+    store = OriginalStore(tmp_path)
+    text = f"line one\nOPENAI_API_KEY={OPENAI}\n" + key_block("EC") + "last\n"
+    handle = store.put(text)
+    stored = store.get(handle)
+    assert OPENAI not in stored and KEY_BODY[0] not in stored
+    assert handle == handle_for(stored) != handle_for(text)
+    assert stored.splitlines() == redact_secrets(text).splitlines()
+    assert len(stored.splitlines()) == len(text.splitlines())
+    blob = _cache_bytes(tmp_path)
+    assert OPENAI.encode() not in blob and KEY_BODY[1].encode() not in blob
+    # the same text again gives the same handle, and text without secrets keeps its own hash
+    assert store.put(text) == handle
+    assert store.put("plain\n") == handle_for("plain\n")
+
+
+def test_compact_with_secrets_expands_redacted_with_line_numbers_intact(tmp_path):
+    cache = tmp_path / "cache"
+    engine = compaction.Engine(
+        scorer=BM25Scorer(), settings=compaction.Settings(cache_dir=cache, data_dir=tmp_path / "data")
+    )
+    lines = [f"INFO step {i}: processing batch {i} of 200" for i in range(200)]
+    lines[57] = f"DEBUG env OPENAI_API_KEY={OPENAI}"
+    lines[120] = f"DEBUG sending Authorization: Bearer {JWT}"
+    lines[121:121] = key_block("RSA").splitlines()
+    lines[150] = "ERROR batch 150 failed: connection reset"
+    text = "\n".join(lines) + "\n"
+    r = engine.compact(text, ratio=0.2, query="why did batch 150 fail")
+    assert r.handle and r.omitted_line_ranges
+    # the compacted text is what the agent already saw: verbatim lines of the input
+    assert compaction.verify_verbatim(text, r.text)
+    assert f'expand(handle="{r.handle}"' in r.text
+    # the cache holds no secret at all
+    blob = _cache_bytes(cache)
+    for s in (OPENAI, JWT, KEY_BODY[0], KEY_BODY[1]):
+        assert s.encode() not in blob
+    # expand gives the redacted original, line for line
+    full = engine.expand(r.handle)
+    assert full.text == redact_secrets(text)
+    assert full.total_lines == len(text.splitlines())
+    src = text.splitlines()
+    for a, b in r.omitted_line_ranges:
+        got = engine.expand(r.handle, f"{a}-{b}").text.splitlines()
+        assert got == redact_secrets("\n".join(src[a - 1 : b])).splitlines()
+        for n, line in zip(range(a, b + 1), got):
+            if "REDACTED" not in line:
+                assert line == src[n - 1]
+
+
+def test_redaction_of_a_large_input_is_fast_enough():
+    """Not a timing test of the product: a guard against a pathological (quadratic) pattern."""
+    import time
+
+    chunk = (
+        "Authorization Bearer sk- ghp_ AKIA secret_key session_token http://a:b@ -----BEGIN x "
+        "authorization: foo bar xox hf_ npm_ AIza glpat-\n"
+    )
+    text = chunk * 40_000  # ~4.8 MB of near-misses
+    start = time.perf_counter()
+    out = redact_secrets(text)
+    assert time.perf_counter() - start < 20
+    assert out.count("\n") == text.count("\n")
+
+
+def test_non_text_is_returned_as_is():
+    assert redact_secrets("") == ""
+    assert redact_secrets(None) is None  # type: ignore[arg-type]
+
