@@ -19,20 +19,42 @@ __all__ = ["default_roots", "resolve_allowed_file"]
 
 
 def default_roots() -> list[Path]:
-    roots = [Path.home() / ".claude" / "projects", Path.cwd()]
+    roots: list[Path] = []
+    try:
+        roots.append(Path.home() / ".claude" / "projects")
+    except (RuntimeError, KeyError, OSError):  # no home folder known
+        pass
+    try:
+        roots.append(Path.cwd())
+    except OSError:  # the working directory was removed
+        pass
     extra = os.environ.get("CONTEXT_DISTILL_ROOTS", "")
-    roots.extend(Path(p).expanduser() for p in extra.split(os.pathsep) if p.strip())
+    for p in extra.split(os.pathsep):
+        if p.strip() and "\x00" not in p:
+            try:
+                roots.append(Path(p.strip()).expanduser())
+            except (RuntimeError, KeyError, OSError):
+                continue
     return roots
 
 
 def resolve_allowed_file(path: str | os.PathLike[str], roots: Sequence[Path] | None = None) -> Path:
     """Return the resolved path if it is a regular file inside a root; raise InputError otherwise."""
-    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+    if isinstance(path, os.PathLike) and not isinstance(path, Path):
+        path = os.fspath(path)
+    if not isinstance(path, (str, Path)):
+        raise InputError(f"a file path must be text, got {type(path).__name__}")
+    if not str(path).strip():
         raise InputError("a file path is required")
     if "\x00" in str(path):
         raise InputError("the path contains a NUL byte")
+    if len(str(path)) > 4096:
+        raise InputError("the path is too long (over 4096 characters)")
     roots = default_roots() if roots is None else list(roots)
-    raw = Path(path).expanduser()
+    try:
+        raw = Path(path).expanduser()
+    except (RuntimeError, KeyError, OSError):  # "~user" that does not exist
+        raise InputError(f"cannot expand {str(path)!r}: no such user folder") from None
     try:
         real = raw.resolve(strict=True)
     except FileNotFoundError:
