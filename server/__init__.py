@@ -1,0 +1,95 @@
+"""context-distill's MCP layer: thin adapters from MCP tool calls to the ``compaction`` engine.
+
+    context-distill serve                              # stdio (what MCP clients launch)
+    context-distill serve --http --port 8765           # streamable HTTP on 127.0.0.1
+    context-distill serve --http --stateless ...       # no sessions, for replicas
+
+Logs go to stderr only; stdout belongs to the stdio protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+__all__ = ["build_server", "serve"]
+
+
+def _configure_logging() -> None:
+    level = os.environ.get("CONTEXT_DISTILL_LOG_LEVEL", "INFO").upper()
+    root = logging.getLogger()
+    if not any(getattr(h, "_context_distill", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._context_distill = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    # onnxruntime and httpx chatter is not useful on a server's stderr
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_server(*args, **kwargs):  # noqa: ANN002, ANN003 - re-export, imported lazily
+    from ._app import build_server as _build
+
+    return _build(*args, **kwargs)
+
+
+def serve(
+    *,
+    http: bool = False,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    stateless: bool = False,
+    path: str = "/mcp",
+    json_response: bool = False,
+) -> int:
+    """Run the server until the client goes away (stdio) or it is interrupted (HTTP). Returns an exit code."""
+    _configure_logging()
+    log = logging.getLogger("context_distill.server")
+    from compaction._exceptions import ContextDistillError
+
+    from ._http import ConfigError, HttpConfig, build_http_app
+
+    cfg = None
+    if http:
+        try:
+            cfg = HttpConfig.from_env(host=host, port=port, path=path, stateless=stateless, json_response=json_response)
+        except ConfigError as exc:
+            print(f"context-distill serve: error: {exc}", file=sys.stderr)
+            return 2
+    try:
+        from ._app import build_server as _build
+
+        mcp = _build(transport="streamable-http" if http else "stdio")
+    except (ContextDistillError, ValueError) as exc:
+        print(f"context-distill serve: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
+    if not http:
+        import anyio
+
+        try:
+            anyio.run(mcp.run_stdio_async)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    import anyio
+    import uvicorn
+
+    assert cfg is not None
+    app = build_http_app(mcp, cfg)
+    log.info(
+        "serving MCP over streamable HTTP at http://%s:%d%s (%s%s)",
+        cfg.host,
+        cfg.port,
+        cfg.path,
+        "stateless" if cfg.stateless else "sessions",
+        ", bearer token required" if cfg.token else "",
+    )
+    config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_config=None, access_log=False, lifespan="on")
+    try:
+        anyio.run(uvicorn.Server(config).serve)
+    except KeyboardInterrupt:
+        pass
+    return 0

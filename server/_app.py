@@ -1,0 +1,682 @@
+"""The MCP server: thin adapters from tool calls to the engine, and back.
+
+Every tool runs its work through ``Runtime.run`` (a bounded worker pool), turns each
+``ContextDistillError`` into a tool result with ``isError`` and a one-line message saying
+what to do, and returns both readable text (what an agent reads) and structured content
+matching the tool's outputSchema.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any, Callable
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.server.mcpserver.resolve import Resolve
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+import compaction
+from compaction._exceptions import ContextDistillError, InputError
+from compaction._paths import resolve_allowed_file
+from compaction.cli import status_report
+
+from ._models import (
+    CompactOutput,
+    ContextStatusOutput,
+    ExpandOutput,
+    HandoffOutput,
+    StatusOutput,
+    SummarizeOutput,
+)
+from ._runtime import BusyError, Runtime, progress_bridge
+from ._sampling import ReplayBackend, as_sampled_text, sampled_summary
+
+__all__ = ["build_server", "ContextDistillServer"]
+
+log = logging.getLogger("context_distill.server")
+
+INSTRUCTIONS = """\
+context-distill keeps your context small without losing anything.
+- A tool output (log, test run, traceback, grep hits, file read) is too long? Call `compact` with it and a `query`
+  saying what you are looking for: you get its important lines verbatim, the rest replaced by markers, and a
+  `handle`. Call `expand` with that handle and line ranges whenever you need omitted lines back.
+- The session is getting long? `context_status` says whether to compact or hand off; `summarize` distills the
+  session; `spawn_handoff` writes a prompt for a fresh agent (stored as resource handoff://{id}).
+"""
+
+
+class ContextDistillServer(MCPServer):
+    """MCPServer that also rejects unknown tool arguments instead of ignoring them."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None and isinstance(arguments, dict):
+            known = set((tool.parameters or {}).get("properties", {}))
+            unknown = sorted(k for k in arguments if k not in known)
+            if unknown:
+                raise ToolError(
+                    f"unknown argument(s) for {name}: {', '.join(unknown)}; valid arguments: {', '.join(sorted(known))}"
+                )
+        return await super().call_tool(name, arguments, context)
+
+
+def _fail(exc: BaseException) -> ToolError:
+    """A tool error whose text is one line that says what to do."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ToolError(msg)
+
+
+def _result(text: str, structured: Any) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=structured.model_dump(mode="json"),
+    )
+
+
+def _client_progress(ctx: Context | None) -> Callable[[float, str], Any] | None:
+    """An async progress reporter when the client sent a progressToken, else None."""
+    if ctx is None:
+        return None
+    try:
+        meta = getattr(ctx.request_context, "meta", None)
+    except ValueError:
+        return None
+    token = None
+    if isinstance(meta, dict):
+        token = meta.get("progress_token", meta.get("progressToken"))
+    elif meta is not None:
+        token = getattr(meta, "progress_token", None)
+    if token is None:
+        return None
+
+    async def report(fraction: float, message: str) -> None:
+        await ctx.report_progress(round(fraction * 100, 1), 100.0, message)
+
+    return report
+
+
+def _transcript_source(
+    transcript_path: str | None, messages: list[dict[str, Any]] | None, text: str | None
+) -> Any:
+    given = [x is not None for x in (transcript_path, messages, text)]
+    if sum(given) != 1:
+        raise InputError("give exactly one of transcript_path, messages or text")
+    if transcript_path is not None:
+        return resolve_allowed_file(transcript_path)
+    if messages is not None:
+        if not messages:
+            raise InputError("messages is empty: there is nothing to read")
+        return messages
+    assert text is not None
+    if not text.strip():
+        raise InputError("text is empty: there is nothing to read")
+    return text
+
+
+def _need(name: str) -> Any:
+    fn = getattr(compaction, name, None)
+    if fn is None:
+        raise ContextDistillError(f"this build of context-distill has no {name} yet; upgrade context-distill")
+    return fn
+
+
+def _dump(obj: Any) -> dict[str, Any]:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(obj)
+    return dict(obj)
+
+
+def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") -> ContextDistillServer:
+    """The MCP server with every tool, resource and prompt registered. Loads the engine now."""
+    rt = runtime or Runtime()
+    mcp = ContextDistillServer(
+        name="context-distill",
+        title="context-distill",
+        description="Verbatim, reversible compaction of tool output, session summaries and handoffs, all local.",
+        instructions=INSTRUCTIONS,
+        version=compaction.__version__,
+        website_url="https://github.com/context-distill/context-distill",
+        log_level=os.environ.get("CONTEXT_DISTILL_LOG_LEVEL", "INFO").upper(),  # type: ignore[arg-type]
+    )
+    mcp.runtime = rt  # type: ignore[attr-defined]
+
+    async def work(fn: Callable[[], Any]) -> Any:
+        try:
+            return await rt.run(fn)
+        except BusyError as exc:
+            raise ToolError(str(exc)) from None
+        except ContextDistillError as exc:
+            raise _fail(exc) from None
+
+    # -- compact -------------------------------------------------------------------------
+    @mcp.tool(
+        name="compact",
+        title="Compact a tool output",
+        annotations=ToolAnnotations(
+            title="Compact a tool output",
+            read_only_hint=True,
+            idempotent_hint=True,
+            destructive_hint=False,
+            open_world_hint=False,
+        ),
+        description=(
+            "Shrink a long tool output (test log, build log, traceback, grep hits, file read, JSON) or an old chat "
+            "history so it fits your context, keeping its important lines byte-for-byte. Call it whenever a tool "
+            "output is longer than you need, with `query` saying what you are looking for (for example 'why does "
+            "test_parse fail'). Give `text` (one output) or `messages` (a chat history; the last `preserve_recent` "
+            "messages stay whole). Budget: `ratio` (fraction of tokens kept, default 0.5) or `target_tokens`. "
+            "Returns the compacted text, where each run of omitted lines is one marker like "
+            "'[... 12 lines omitted (10-21) ...]', plus `kept_line_ranges`, `omitted_line_ranges`, token counts and a "
+            "`handle`. Nothing is lost: call `expand` with the handle and line ranges (e.g. '10-21') to get omitted "
+            "lines back verbatim. Lines matching a `keep` regex, or inside <keep>...</keep>, always survive."
+        ),
+    )
+    async def compact_tool(
+        text: Annotated[
+            str | None, Field(description="The tool output to compact. Give this or `messages`, not both.")
+        ] = None,
+        messages: Annotated[
+            list[dict[str, Any]] | None,
+            Field(
+                description="A chat history in OpenAI or Anthropic message shape (role/content, tool results "
+                "included). Older messages' text is compacted; roles, ids and tool calls are kept."
+            ),
+        ] = None,
+        ratio: Annotated[
+            float | None,
+            Field(gt=0, le=1, description="Fraction of tokens to keep, 0 < ratio <= 1 (default 0.5)."),
+        ] = None,
+        target_tokens: Annotated[
+            int | None, Field(ge=1, description="Token budget for the result; use instead of ratio.")
+        ] = None,
+        query: Annotated[
+            str | None,
+            Field(description="What you are looking for; relevant lines are kept first. For messages, defaults to "
+            "the last user message."),
+        ] = None,
+        keep: Annotated[
+            list[str] | None, Field(description="Regular expressions; matching lines always survive.")
+        ] = None,
+        preserve_recent: Annotated[
+            int, Field(ge=0, description="messages only: how many of the last messages stay whole.")
+        ] = 2,
+        markers: Annotated[
+            bool, Field(description="Replace each omitted run with one marker line (default true).")
+        ] = True,
+        ctx: Context | None = None,
+    ) -> Annotated[CallToolResult, CompactOutput]:
+        if (text is None) == (messages is None):
+            raise ToolError("give exactly one of `text` (a tool output) or `messages` (a chat history)")
+        if ratio is not None and target_tokens is not None:
+            raise ToolError("give either `ratio` or `target_tokens`, not both")
+        if rt.scorer_error:
+            raise ToolError(rt.scorer_error)
+        keep_t = tuple(keep or ())
+        if text is not None:
+            on_progress = progress_bridge(_client_progress(ctx)) if len(text) > 20_000 else None
+            r = await work(
+                lambda: rt.engine.compact(
+                    text,
+                    ratio=ratio,
+                    target_tokens=target_tokens,
+                    query=query,
+                    keep=keep_t,
+                    markers=markers,
+                    on_progress=on_progress,
+                )
+            )
+            out = CompactOutput(
+                text=r.text,
+                kept_line_ranges=r.kept_line_ranges,
+                omitted_line_ranges=r.omitted_line_ranges,
+                tokens_before=r.tokens_before,
+                tokens_after=r.tokens_after,
+                handle=r.handle,
+                handles=[r.handle] if r.handle else [],
+                query=r.query,
+                scorer=r.scorer,
+                warnings=r.warnings,
+            )
+            return _result(r.text, out)
+        m = await work(
+            lambda: rt.engine.compact_messages(
+                messages,
+                ratio=ratio,
+                target_tokens=target_tokens,
+                query=query,
+                preserve_recent=preserve_recent,
+                keep=keep_t,
+                markers=markers,
+            )
+        )
+        out = CompactOutput(
+            messages=m.messages,
+            tokens_before=m.tokens_before,
+            tokens_after=m.tokens_after,
+            handle=m.handles[0] if m.handles else None,
+            handles=m.handles,
+            query=m.query,
+            scorer=rt.scorer_name,
+            warnings=m.warnings,
+        )
+        summary = (
+            f"Compacted {m.compacted_parts} message part(s): {m.tokens_before} -> {m.tokens_after} tokens. "
+            + (f"Originals: {', '.join(m.handles)} (call `expand` with a handle to get lines back). " if m.handles else "")
+            + "The compacted messages are in structuredContent.messages.\n"
+            + json.dumps(m.messages, ensure_ascii=False)
+        )
+        return _result(summary, out)
+
+    # -- expand --------------------------------------------------------------------------
+    @mcp.tool(
+        name="expand",
+        title="Expand omitted lines",
+        annotations=ToolAnnotations(
+            title="Expand omitted lines",
+            read_only_hint=True,
+            idempotent_hint=True,
+            destructive_hint=False,
+            open_world_hint=False,
+        ),
+        description=(
+            "Get lines that `compact` omitted back, verbatim. Call it when a marker like "
+            "'[... 12 lines omitted (10-21) ...]' hides something you need: pass the `handle` from compact's result "
+            "and `lines` such as '10-21' or '10-21,40-45' (1-based, inclusive, line numbers of the original). Omit "
+            "`lines` to get the whole original. Returns the text and the ranges returned. Handles live in a bounded "
+            "local cache; if one has been evicted, re-run the original tool."
+        ),
+    )
+    async def expand_tool(
+        handle: Annotated[str, Field(description="The handle from compact's result (16 hex digits).")],
+        lines: Annotated[
+            str | None,
+            Field(description="Line ranges of the original, e.g. '10-20,31' (1-based, inclusive). Default: all."),
+        ] = None,
+    ) -> Annotated[CallToolResult, ExpandOutput]:
+        r = await work(lambda: rt.engine.expand(handle, lines))
+        out = ExpandOutput(handle=r.handle, text=r.text, line_ranges=r.line_ranges, total_lines=r.total_lines)
+        return _result(r.text, out)
+
+    # -- summarize -----------------------------------------------------------------------
+    @mcp.tool(
+        name="summarize",
+        title="Summarize a session",
+        annotations=ToolAnnotations(
+            title="Summarize a session",
+            read_only_hint=True,
+            idempotent_hint=True,
+            destructive_hint=False,
+            open_world_hint=True,
+        ),
+        description=(
+            "Distill a whole agent session into a structured summary with fixed sections: primary request and intent; "
+            "key files and code; errors and how they were fixed; decisions and constraints; every user message; "
+            "pending tasks; current work; next step. Call it when the conversation is long and older turns can be "
+            "replaced by their essence. Give the session as `transcript_path` (a Claude Code .jsonl or messages "
+            ".json under the allowed folders), or inline `messages` or `text`. Returns markdown `text`, each "
+            "section, which backend wrote it ('embedded' = extractive, verbatim lines, nothing invented; or an LLM: "
+            "your client's model via MCP sampling when offered, else one configured on the server) and sizes in tokens."
+        ),
+    )
+    async def summarize_tool(
+        transcript_path: Annotated[
+            str | None, Field(description="Path of a transcript file (Claude Code .jsonl, messages .json, .txt).")
+        ] = None,
+        messages: Annotated[
+            list[dict[str, Any]] | None, Field(description="The session as OpenAI or Anthropic messages.")
+        ] = None,
+        text: Annotated[str | None, Field(description="The session as plain text.")] = None,
+        budget_tokens: Annotated[int | None, Field(ge=1, description="Size bound of the summary in tokens.")] = None,
+        recent_turns: Annotated[
+            int | None, Field(ge=0, description="How many last turns to keep at full fidelity.")
+        ] = None,
+        sampled: Annotated[Any, Resolve(sampled_summary)] = None,
+        ctx: Context | None = None,
+    ) -> Annotated[CallToolResult, SummarizeOutput]:
+        summarize = _wrap_missing(lambda: _need("summarize"))
+        source = _wrap_input(lambda: _transcript_source(transcript_path, messages, text))
+        sampled = as_sampled_text(sampled)
+        backend = None
+        if sampled is not None and getattr(sampled, "text", None):
+            backend = ReplayBackend(sampled.text, sampled.name)
+        elif sampled is None or not getattr(sampled, "error", None):
+            backend = _env_backend()
+        kwargs: dict[str, Any] = {"backend": backend}
+        if budget_tokens is not None:
+            kwargs["budget_tokens"] = budget_tokens
+        if recent_turns is not None:
+            kwargs["recent_turns"] = recent_turns
+        r = await work(lambda: summarize(source, **kwargs))
+        data = _dump(r)
+        warnings = list(data.get("warnings") or [])
+        if sampled is not None and getattr(sampled, "error", None):
+            warnings.append(f"MCP sampling failed ({sampled.error}); used the embedded summarizer")
+        out = SummarizeOutput(
+            text=data["text"],
+            sections=data.get("sections") or {},
+            backend=data.get("backend", "embedded"),
+            tokens=data.get("tokens", 0),
+            transcript_tokens=data.get("transcript_tokens", 0),
+            warnings=warnings,
+        )
+        return _result(out.text, out)
+
+    # -- spawn_handoff -------------------------------------------------------------------
+    @mcp.tool(
+        name="spawn_handoff",
+        title="Hand off to a fresh agent",
+        annotations=ToolAnnotations(
+            title="Hand off to a fresh agent",
+            read_only_hint=False,
+            idempotent_hint=False,
+            destructive_hint=False,
+            open_world_hint=True,
+        ),
+        description=(
+            "Write a handoff: a prompt that lets a fresh agent thread continue this session's work with exactly what "
+            "it needs (the goal, the latest request, relevant files ranked with why: edited / read / failing, "
+            "decisions and constraints, current state with verbatim errors and test results, next steps), under "
+            "10,000 characters. Call it when the context is nearly full (see `context_status`) or the task changes "
+            "direction. Give the session as `transcript_path`, `messages` or `text`, and optionally the `goal`. "
+            "The handoff is stored: the result carries its `id` and `uri` (handoff://{id}, readable as a resource; "
+            "the `resume_from_handoff` prompt starts from it). With `spawn: true` the server also starts the agent "
+            "command configured in CONTEXT_DISTILL_SPAWN_COMMAND with the handoff as its prompt (off unless configured)."
+        ),
+    )
+    async def spawn_handoff_tool(
+        transcript_path: Annotated[
+            str | None, Field(description="Path of a transcript file (Claude Code .jsonl, messages .json, .txt).")
+        ] = None,
+        messages: Annotated[
+            list[dict[str, Any]] | None, Field(description="The session as OpenAI or Anthropic messages.")
+        ] = None,
+        text: Annotated[str | None, Field(description="The session as plain text.")] = None,
+        goal: Annotated[str | None, Field(description="Goal for the next agent (default: from the session).")] = None,
+        budget_tokens: Annotated[
+            int, Field(ge=100, le=2500, description="Size bound of the handoff in tokens (default 2000).")
+        ] = 2000,
+        spawn: Annotated[
+            bool, Field(description="Also start the configured agent command with this handoff (default false).")
+        ] = False,
+    ) -> Annotated[CallToolResult, HandoffOutput]:
+        make_handoff = _wrap_missing(lambda: _need("make_handoff"))
+        source = _wrap_input(lambda: _transcript_source(transcript_path, messages, text))
+        template = _wrap_input(_spawn_template) if spawn else None
+
+        def run() -> dict[str, Any]:
+            r = make_handoff(source, goal=goal, budget_tokens=budget_tokens)
+            data = _dump(r)
+            store = rt.handoff_store()
+            stored = store.save(r, project=data.get("cwd"))
+            data["id"] = getattr(stored, "id", None)
+            if template is not None:
+                from compaction._spawn import spawn_agent
+
+                sp = spawn_agent(
+                    r.text, template, data.get("cwd") or os.getcwd(), Path(rt.engine.settings.data_dir) / "spawn-logs"
+                )
+                data["spawned"] = {"pid": sp.pid, "log_path": str(sp.log_path), "argv": list(sp.argv)}
+            return data
+
+        data = await work(run)
+        hid = data.get("id")
+        out = HandoffOutput(
+            id=hid,
+            uri=f"handoff://{hid}" if hid else None,
+            text=data["text"],
+            goal=data.get("goal"),
+            latest_request=data.get("latest_request"),
+            files=[
+                {"path": str(f.get("path")), "reasons": list(f.get("reasons") or []), "score": float(f.get("score") or 0)}
+                for f in (data.get("files") or [])
+            ],
+            tokens=data.get("tokens", 0),
+            session_id=data.get("session_id"),
+            cwd=data.get("cwd"),
+            spawned=data.get("spawned"),
+            warnings=list(data.get("warnings") or []),
+        )
+        head = f"Handoff stored as {out.uri} (id {hid}).\n\n" if hid else ""
+        return _result(head + out.text, out)
+
+    # -- context_status ------------------------------------------------------------------
+    @mcp.tool(
+        name="context_status",
+        title="How full is the context?",
+        annotations=ToolAnnotations(
+            title="How full is the context?",
+            read_only_hint=True,
+            idempotent_hint=True,
+            destructive_hint=False,
+            open_world_hint=False,
+        ),
+        description=(
+            "Check how full a session's context window is. Give the session as `transcript_path`, `messages` or "
+            "`text`, and optionally `limit_tokens` (the context window). Returns tokens used, the limit, the fraction "
+            "and a recommendation: 'fine' (carry on), 'compact' (compact long tool outputs with `compact`) or "
+            "'handoff' (call `spawn_handoff` now and continue in a fresh thread)."
+        ),
+    )
+    async def context_status_tool(
+        transcript_path: Annotated[
+            str | None, Field(description="Path of a transcript file (Claude Code .jsonl, messages .json, .txt).")
+        ] = None,
+        messages: Annotated[
+            list[dict[str, Any]] | None, Field(description="The session as OpenAI or Anthropic messages.")
+        ] = None,
+        text: Annotated[str | None, Field(description="The session as plain text.")] = None,
+        limit_tokens: Annotated[
+            int | None, Field(ge=1, description="Context window in tokens (default: the model's, e.g. 200000).")
+        ] = None,
+    ) -> Annotated[CallToolResult, ContextStatusOutput]:
+        context_status = _wrap_missing(lambda: _need("context_status"))
+        source = _wrap_input(lambda: _transcript_source(transcript_path, messages, text))
+        r = await work(lambda: context_status(source, limit_tokens=limit_tokens))
+        data = _dump(r)
+        out = ContextStatusOutput(**{k: data[k] for k in ContextStatusOutput.model_fields if k in data})
+        return _result(out.message, out)
+
+    # -- status --------------------------------------------------------------------------
+    @mcp.tool(
+        name="status",
+        title="Server status",
+        annotations=ToolAnnotations(
+            title="Server status",
+            read_only_hint=True,
+            idempotent_hint=True,
+            destructive_hint=False,
+            open_world_hint=False,
+        ),
+        description=(
+            "Report what this context-distill server runs with: version, tokenizer (name and verified sha256), the "
+            "deletion model (name, sha256, execution provider such as CUDAExecutionProvider or CPUExecutionProvider, "
+            "or why it is unavailable), the scorer compact uses, limits, the cache folder and whether it is "
+            "writable, and how many calls are in flight. Call it to diagnose errors."
+        ),
+    )
+    async def status_tool(ctx: Context | None = None) -> Annotated[CallToolResult, StatusOutput]:
+        out = await _status(rt, transport, ctx)
+        lines = [
+            f"context-distill {out.version}; tokenizer {out.tokenizer.name} (sha256 {out.tokenizer.sha256[:12]}..., "
+            f"verified); scorer {out.scorer}",
+            "model: "
+            + (
+                f"{out.model.get('name', 'deletion model')} on {out.model.get('execution_provider', '?')}"
+                if out.model.get("available")
+                else f"unavailable ({out.model.get('error', 'unknown')})"
+            ),
+            f"cache: {out.cache_dir} ({'writable' if out.cache_writable else 'not writable: no handles'})",
+        ]
+        return _result("\n".join(lines), out)
+
+    @mcp.resource(
+        "context-distill://status",
+        name="status",
+        title="Server status",
+        description="Version, tokenizer, model and execution provider, limits, folders (JSON).",
+        mime_type="application/json",
+    )
+    async def status_resource() -> str:
+        out = await _status(rt, transport, None)
+        return out.model_dump_json(indent=2)
+
+    # -- handoffs as resources, and a prompt to resume ------------------------------------
+    @mcp.resource(
+        "handoff://{handoff_id}",
+        name="handoff",
+        title="Stored handoff",
+        description="A handoff written by spawn_handoff (or the PreCompact hook): the prompt for a fresh agent.",
+        mime_type="text/markdown",
+    )
+    async def handoff_resource(handoff_id: str) -> str:
+        return await _read_handoff(rt, handoff_id)
+
+    @mcp.prompt(
+        name="resume_from_handoff",
+        title="Resume from a handoff",
+        description="Start a fresh thread from a stored handoff (id from spawn_handoff; default: the latest).",
+    )
+    async def resume_prompt(handoff_id: str = "") -> list[UserMessage]:
+        text = await _read_handoff(rt, handoff_id or None)
+        return [
+            UserMessage(
+                "You are continuing work that another agent session started. Its handoff follows; treat it as "
+                "your briefing, check the current state of the files it names, then carry on with the next step.\n\n"
+                + text
+            )
+        ]
+
+    _register_handoff_listing(mcp, rt)
+    return mcp
+
+
+def _register_handoff_listing(mcp: ContextDistillServer, rt: Runtime) -> None:
+    """List stored handoffs in resources/list (templates alone are not enumerable)."""
+    original = mcp.list_resources
+
+    async def list_resources() -> list[Any]:
+        from mcp_types import Resource as MCPResource
+
+        items = list(await original())
+        try:
+            infos = rt.handoff_store().list(limit=50)
+        except Exception:  # no store yet, or an unreadable data dir: list nothing, never fail
+            return items
+        for info in infos:
+            hid = getattr(info, "id", None)
+            if not hid:
+                continue
+            label = getattr(info, "goal", None) or getattr(info, "title", None) or hid
+            created = getattr(info, "created_at", None) or getattr(info, "created", None)
+            items.append(
+                MCPResource(
+                    uri=f"handoff://{hid}",
+                    name=f"handoff-{hid}",
+                    title=str(label)[:120],
+                    description=f"handoff {hid}" + (f", written {created}" if created else ""),
+                    mime_type="text/markdown",
+                )
+            )
+        return items
+
+    mcp.list_resources = list_resources  # type: ignore[method-assign]
+
+
+async def _read_handoff(rt: Runtime, handoff_id: str | None) -> str:
+    from mcp.server.mcpserver.exceptions import ResourceError
+
+    def read() -> str:
+        store = rt.handoff_store()
+        if handoff_id:
+            stored = store.get(handoff_id)
+        else:
+            stored = store.latest(None)
+            if stored is None:
+                infos = store.list(limit=1)
+                stored = store.get(infos[0].id) if infos else None
+            if stored is None:
+                raise InputError("no handoff is stored yet; call spawn_handoff first")
+        for attr in ("text", "handoff_text"):
+            value = getattr(stored, attr, None)
+            if isinstance(value, str):
+                return value
+        result = getattr(stored, "result", None)
+        if result is not None and isinstance(getattr(result, "text", None), str):
+            return result.text
+        raise InputError(f"handoff {handoff_id} has no text")
+
+    try:
+        return await rt.run(read)
+    except (ContextDistillError, KeyError, ValueError, BusyError) as exc:
+        raise ResourceError(str(exc).strip().splitlines()[0] if str(exc).strip() else "handoff not found") from None
+
+
+async def _status(rt: Runtime, transport: str, ctx: Context | None) -> StatusOutput:
+    report = await rt.run(lambda: status_report(rt.engine, rt.scorer_error))
+    report["limits"] = {
+        **report["limits"],
+        "max_concurrent": rt.config.max_concurrent,
+        "max_queue": rt.config.max_queue,
+    }
+    sampling = False
+    if ctx is not None:
+        try:
+            caps = ctx.client_capabilities
+            sampling = caps is not None and caps.sampling is not None
+        except ValueError:
+            sampling = False
+    backend = None
+    try:
+        b = _env_backend()
+        backend = getattr(b, "name", None) if b is not None else None
+    except Exception as exc:  # a broken LLM configuration is worth seeing, not fatal
+        backend = f"misconfigured: {exc}"
+    return StatusOutput(
+        **report, transport=transport, in_flight=rt.in_flight, sampling=sampling, llm_backend=backend
+    )
+
+
+def _env_backend() -> Any:
+    try:
+        from compaction import llm
+    except ImportError:
+        return None
+    factory = getattr(llm, "backend_from_env", None)
+    return factory() if factory else None
+
+
+def _spawn_template() -> list[str]:
+    raw = os.environ.get("CONTEXT_DISTILL_SPAWN_COMMAND", "").strip()
+    if not raw:
+        raise InputError(
+            "spawning is off: the server has no CONTEXT_DISTILL_SPAWN_COMMAND; call again with spawn=false "
+            "and start the next agent with the handoff text yourself"
+        )
+    try:
+        template = json.loads(raw)
+    except ValueError:
+        raise InputError("the server's CONTEXT_DISTILL_SPAWN_COMMAND is not a JSON list of strings") from None
+    if not isinstance(template, list) or not template or not all(isinstance(x, str) for x in template):
+        raise InputError("the server's CONTEXT_DISTILL_SPAWN_COMMAND must be a non-empty JSON list of strings")
+    return template
+
+
+def _wrap_input(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except ContextDistillError as exc:
+        raise _fail(exc) from None
+
+
+def _wrap_missing(fn: Callable[[], Any]) -> Any:
+    return _wrap_input(fn)
