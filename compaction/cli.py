@@ -97,6 +97,8 @@ def status_report(engine: compaction.Engine, scorer_error: str | None = None) ->
             scorer = getattr(s, "name", type(s).__name__)
         except ContextDistillError as exc:
             scorer_error = str(exc)
+        except ImportError:
+            scorer_error = _NO_MODEL
     if scorer_error:
         model["available"] = False
         model["error"] = scorer_error
@@ -118,6 +120,12 @@ def status_report(engine: compaction.Engine, scorer_error: str | None = None) ->
 
 
 # -- reading input ------------------------------------------------------------------------
+_NO_MODEL = (
+    "the deletion model is not part of this build; reinstall context-distill, "
+    "or set CONTEXT_DISTILL_SCORER=bm25 to compact with a baseline ranker"
+)
+
+
 class _Usage(Exception):
     """A usage mistake: exit 2."""
 
@@ -195,6 +203,10 @@ def _print_text(text: str) -> None:
 def _cmd_compact(args: argparse.Namespace) -> int:
     raw = _read_bytes(args.path)
     engine = engine_from_env()
+    try:
+        engine.scorer
+    except ImportError:
+        raise ContextDistillError(_NO_MODEL) from None
     result = engine.compact(
         raw,
         ratio=args.ratio,
@@ -239,7 +251,13 @@ def _llm_backend() -> Any:
     except ImportError:
         return None
     factory = getattr(llm, "backend_from_env", None)
-    return factory() if factory else None
+    if factory is None:
+        return None
+    try:
+        return factory()
+    except Exception as exc:  # LLMError: say so, and summarize with the embedded summarizer
+        print(f"context-distill: warning: LLM backend not used ({exc}); using the embedded summarizer", file=sys.stderr)
+        return None
 
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
@@ -278,7 +296,7 @@ def _cmd_handoff(args: argparse.Namespace) -> int:
     if args.spawn:
         from compaction import _spawn
 
-        template = _spawn_template()
+        template = _spawn.spawn_template_from_env()
         log_dir = engine_from_env(scorer=_NoScorer()).settings.data_dir / "spawn-logs"
         spawned = _spawn.spawn_agent(result.text, template, getattr(result, "cwd", None) or os.getcwd(), log_dir)
         out["spawned"] = _jsonable(spawned)
@@ -292,22 +310,6 @@ def _cmd_handoff(args: argparse.Namespace) -> int:
             sp = out["spawned"]
             print(f"context-distill: started agent pid {sp.get('pid')}, log {sp.get('log_path')}", file=sys.stderr)
     return EXIT_OK
-
-
-def _spawn_template() -> list[str]:
-    raw = os.environ.get("CONTEXT_DISTILL_SPAWN_COMMAND", "").strip()
-    if not raw:
-        raise _Usage(
-            "--spawn needs CONTEXT_DISTILL_SPAWN_COMMAND, a JSON list such as "
-            '["claude", "-p", "{prompt}"]; spawning is off until it is set'
-        )
-    try:
-        template = json.loads(raw)
-    except ValueError:
-        raise _Usage("CONTEXT_DISTILL_SPAWN_COMMAND must be a JSON list of strings") from None
-    if not isinstance(template, list) or not template or not all(isinstance(x, str) for x in template):
-        raise _Usage("CONTEXT_DISTILL_SPAWN_COMMAND must be a non-empty JSON list of strings")
-    return template
 
 
 def _cmd_context_status(args: argparse.Namespace) -> int:

@@ -347,10 +347,11 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         source = _wrap_input(lambda: _transcript_source(transcript_path, messages, text))
         sampled = as_sampled_text(sampled)
         backend = None
-        if sampled is not None and getattr(sampled, "text", None):
+        config_warning = None
+        if sampled is not None and sampled.text:
             backend = ReplayBackend(sampled.text, sampled.name)
-        elif sampled is None or not getattr(sampled, "error", None):
-            backend = _env_backend()
+        else:
+            backend, config_warning = _env_backend_or_warning()
         kwargs: dict[str, Any] = {"backend": backend}
         if budget_tokens is not None:
             kwargs["budget_tokens"] = budget_tokens
@@ -359,8 +360,10 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         r = await work(lambda: summarize(source, **kwargs))
         data = _dump(r)
         warnings = list(data.get("warnings") or [])
-        if sampled is not None and getattr(sampled, "error", None):
-            warnings.append(f"MCP sampling failed ({sampled.error}); used the embedded summarizer")
+        if sampled is not None and sampled.error:
+            warnings.append(f"MCP sampling failed ({sampled.error}); used the {data.get('backend', 'embedded')} summarizer")
+        if config_warning:
+            warnings.append(config_warning)
         out = SummarizeOutput(
             text=data["text"],
             sections=data.get("sections") or {},
@@ -647,6 +650,7 @@ async def _status(rt: Runtime, transport: str, ctx: Context | None) -> StatusOut
 
 
 def _env_backend() -> Any:
+    """The LLM backend configured in the environment, or None. Raises LLMError when misconfigured."""
     try:
         from compaction import llm
     except ImportError:
@@ -655,20 +659,17 @@ def _env_backend() -> Any:
     return factory() if factory else None
 
 
-def _spawn_template() -> list[str]:
-    raw = os.environ.get("CONTEXT_DISTILL_SPAWN_COMMAND", "").strip()
-    if not raw:
-        raise InputError(
-            "spawning is off: the server has no CONTEXT_DISTILL_SPAWN_COMMAND; call again with spawn=false "
-            "and start the next agent with the handoff text yourself"
-        )
+def _env_backend_or_warning() -> tuple[Any, str | None]:
     try:
-        template = json.loads(raw)
-    except ValueError:
-        raise InputError("the server's CONTEXT_DISTILL_SPAWN_COMMAND is not a JSON list of strings") from None
-    if not isinstance(template, list) or not template or not all(isinstance(x, str) for x in template):
-        raise InputError("the server's CONTEXT_DISTILL_SPAWN_COMMAND must be a non-empty JSON list of strings")
-    return template
+        return _env_backend(), None
+    except Exception as exc:  # LLMError: a bad configuration falls back to the embedded summarizer
+        return None, f"LLM backend not used ({exc}); used the embedded summarizer"
+
+
+def _spawn_template() -> list[str]:
+    from compaction._spawn import spawn_template_from_env
+
+    return spawn_template_from_env()
 
 
 def _wrap_input(fn: Callable[[], Any]) -> Any:

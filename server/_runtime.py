@@ -82,6 +82,12 @@ class Runtime:
         except compaction.ContextDistillError as exc:
             self.scorer_error = str(exc)
             log.error("%s", exc)
+        except ImportError:
+            self.scorer_error = (
+                "the deletion model is not part of this build; reinstall context-distill, "
+                "or set CONTEXT_DISTILL_SCORER=bm25 to compact with a baseline ranker"
+            )
+            log.error("%s", self.scorer_error)
         self._limiter = anyio.CapacityLimiter(self.config.max_concurrent)
         self._waiting = 0
         self._count_lock = threading.Lock()

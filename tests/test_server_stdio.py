@@ -1,0 +1,347 @@
+"""The MCP server as clients see it: a real subprocess (`python -m compaction serve`) driven by the
+mcp SDK client over stdio. Lists tools, calls each, checks structured output against each tool's
+outputSchema, error paths (and that the next call succeeds), progress, sampling, resources."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp_types import CreateMessageResult, TextContent
+
+import compaction
+from server_support import (
+    FIXTURES,
+    MODEL_PRESENT,
+    ROOT,
+    SERVER_CMD,
+    TOOLS,
+    check_structured,
+    error_text,
+    kept_lines_match,
+    observation,
+    server_env,
+)
+
+
+def params(extra: dict[str, str] | None = None, scorer: str | None = None) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=SERVER_CMD[0], args=SERVER_CMD[1:], env=server_env(extra, scorer=scorer), cwd=str(ROOT)
+    )
+
+
+def run(fn, *args, **kwargs):
+    return anyio.run(lambda: fn(*args, **kwargs))
+
+
+def test_tools_listed_with_schemas_titles_and_honest_annotations():
+    async def go():
+        async with Client(params()) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            return tools
+
+    tools = run(go)
+    assert set(tools) == TOOLS
+    for t in tools.values():
+        assert t.title and len(t.description) > 150, t.name
+        assert t.input_schema["type"] == "object"
+        assert t.output_schema and t.output_schema["type"] == "object", t.name
+        assert t.annotations is not None and t.annotations.open_world_hint is not None
+    for name in ("compact", "expand", "status", "context_status"):
+        a = tools[name].annotations
+        assert a.read_only_hint is True and a.idempotent_hint is True and a.open_world_hint is False, name
+    assert tools["spawn_handoff"].annotations.read_only_hint is False
+    assert tools["spawn_handoff"].annotations.destructive_hint is False
+    # the description tells an agent how to get omitted lines back
+    assert "expand" in tools["compact"].description and "handle" in tools["compact"].description
+    props = tools["compact"].input_schema["properties"]
+    assert {"text", "messages", "ratio", "target_tokens", "query", "keep", "preserve_recent", "markers"} <= set(props)
+    assert set(tools["expand"].input_schema.get("required", [])) == {"handle"}
+
+
+def test_compact_then_expand_real_output_and_status():
+    text = observation()
+
+    async def go():
+        async with Client(params()) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            r = await c.call_tool("compact", {"text": text, "ratio": 0.3, "query": "why does test_accent fail?"})
+            out = check_structured(tools["compact"], r)
+            assert r.content[0].text == out["text"]
+            omitted = out["omitted_line_ranges"]
+            a, b = omitted[0]
+            e = await c.call_tool("expand", {"handle": out["handle"], "lines": f"{a}-{b}"})
+            ex = check_structured(tools["expand"], e)
+            whole = await c.call_tool("expand", {"handle": out["handle"]})
+            st = await c.call_tool("status", {})
+            return tools, out, ex, check_structured(tools["expand"], whole), check_structured(tools["status"], st)
+
+    tools, out, ex, whole, st = run(go)
+    assert out["tokens_before"] > 1500
+    assert out["tokens_after"] <= int(out["tokens_before"] * 0.3)
+    kept_lines_match(text, out["kept_line_ranges"], out["text"])
+    assert "lines omitted" in out["text"] and out["handle"] in out["text"]
+    a, b = out["omitted_line_ranges"][0]
+    assert ex["text"] == "".join(text.splitlines(keepends=True)[a - 1 : b])
+    assert whole["text"] == text
+    assert st["tokenizer"]["name"] == "o200k_base" and st["tokenizer"]["verified"] is True
+    assert st["tokenizer"]["sha256"] == compaction.get_tokenizer().sha256
+    assert st["version"] == compaction.__version__
+    assert st["cache_writable"] is True
+    assert st["cache_dir"] == os.environ["CONTEXT_DISTILL_CACHE_DIR"]
+    assert st["transport"] == "stdio"
+    assert st["scorer"] == ("bm25" if not MODEL_PRESENT else st["scorer"])
+    if MODEL_PRESENT:
+        assert st["model"]["available"] is True
+        assert st["model"].get("execution_provider") in ("CPUExecutionProvider", "CUDAExecutionProvider")
+
+
+def test_bad_inputs_are_tool_errors_and_the_server_keeps_serving():
+    text = observation()
+    cases = [
+        ("compact", {"text": ""}, "empty"),
+        ("compact", {"text": "   \n\n  "}, "empty"),
+        ("compact", {"text": "abc\x00def\n" * 10}, "NUL"),
+        ("compact", {"text": text, "ratio": 0}, "ratio"),
+        ("compact", {"text": text, "ratio": 1.5}, "ratio"),
+        ("compact", {"text": text, "ratio": "lots"}, "ratio"),
+        ("compact", {"text": text, "target_tokens": 0}, "target_tokens"),
+        ("compact", {"text": text, "ratio": 0.5, "target_tokens": 100}, "not both"),
+        ("compact", {}, "exactly one"),
+        ("compact", {"text": text, "messages": [{"role": "user", "content": "x"}]}, "exactly one"),
+        ("compact", {"messages": []}, "empty"),
+        ("compact", {"messages": [{"content": "no role"}]}, "role"),
+        ("compact", {"text": text, "keep": ["("]}, "keep"),
+        ("compact", {"text": text, "bogus": 1}, "unknown argument"),
+        ("expand", {"handle": "0123456789abcdef"}, "no original"),
+        ("expand", {"handle": "../../etc/passwd"}, "invalid handle"),
+        ("expand", {}, "handle"),
+        ("nonexistent_tool", {}, "nonexistent_tool"),
+    ]
+
+    async def go():
+        results = []
+        async with Client(params()) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            for name, args, _ in cases:
+                r = await c.call_tool(name, args)
+                ok = await c.call_tool("compact", {"text": text, "ratio": 0.5})
+                results.append((r, ok))
+            return tools, results
+
+    tools, results = run(go)
+    for (name, args, needle), (r, ok) in zip(cases, results):
+        msg = error_text(r)
+        assert needle.lower() in msg.lower(), (name, args, msg)
+        if name != "nonexistent_tool" and "validation error" not in msg:
+            assert "Traceback" not in msg and len(msg.splitlines()) == 1, msg
+        check_structured(tools["compact"], ok)  # the next call succeeds
+
+
+def test_compact_messages_and_keep_patterns():
+    text = observation()
+    messages = [
+        {"role": "user", "content": "Fix the failing dbshell tests."},
+        {"role": "assistant", "content": "Running the tests."},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": text}]},
+        {"role": "assistant", "content": "Looking at the error."},
+        {"role": "user", "content": "why does psql fail?"},
+    ]
+
+    async def go():
+        async with Client(params()) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            r = await c.call_tool("compact", {"messages": messages, "ratio": 0.3, "preserve_recent": 2})
+            k = await c.call_tool("compact", {"text": text, "ratio": 0.1, "keep": [r"^Ran \d+ tests"]})
+            return check_structured(tools["compact"], r), check_structured(tools["compact"], k)
+
+    m, k = run(go)
+    assert m["tokens_after"] < m["tokens_before"]
+    assert len(m["messages"]) == len(messages)
+    assert m["messages"][-2:] == messages[-2:]
+    assert m["messages"][0] == messages[0]
+    assert m["query"] == "why does psql fail?"
+    assert m["handles"] and m["messages"][2]["content"][0]["tool_use_id"] == "t1"
+    assert "Ran 13 tests in 0.134s" in k["text"]
+
+
+def test_progress_notifications_on_long_input():
+    long_text = "\n".join(f"{i:06d} INFO worker heartbeat ok queue=0" for i in range(20000)) + "\nERROR: disk full\n"
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    async def go():
+        async with Client(params()) as c:
+            r = await c.call_tool("compact", {"text": long_text, "ratio": 0.05}, progress_callback=on_progress)
+            assert not r.is_error
+            return r.structured_content
+
+    out = run(go)
+    assert out["tokens_after"] < out["tokens_before"]
+    assert len(seen) >= 3
+    assert [p for p, _, _ in seen] == sorted(p for p, _, _ in seen)
+    assert seen[-1][0] == 100.0 and all(t == 100.0 for _, t, _ in seen)
+
+
+def test_logs_go_to_stderr_and_stdout_is_pure_protocol(tmp_path):
+    """Start the server by hand, speak JSON-RPC lines, and check every stdout line is JSON-RPC."""
+    import subprocess
+
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    msgs = [
+        init,
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "compact", "arguments": {"text": ""}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "status", "arguments": {}}},
+    ]
+    proc = subprocess.Popen(
+        SERVER_CMD,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_env({"CONTEXT_DISTILL_LOG_LEVEL": "INFO"}),
+        cwd=str(ROOT),
+    )
+    try:
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in msgs).encode())
+        proc.stdin.flush()
+        replies = []
+        while not any(r.get("id") == 3 for r in replies):
+            line = proc.stdout.readline()
+            assert line, "server closed stdout before answering"
+            replies.append(json.loads(line))  # every stdout line is one JSON-RPC message
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        stderr = proc.stderr.read()
+    assert all(r.get("jsonrpc") == "2.0" for r in replies)
+    by_id = {r["id"]: r for r in replies if "id" in r}
+    assert by_id[2]["result"]["isError"] is True
+    assert by_id[3]["result"]["structuredContent"]["tokenizer"]["name"] == "o200k_base"
+    assert proc.stdout.read() == b""
+    assert b"engine ready" in stderr
+
+
+def _needs(name: str) -> None:
+    if not hasattr(compaction, name):
+        pytest.skip(f"compaction.{name} has not landed in this build yet")
+
+
+def test_session_tools_over_stdio(tmp_path):
+    for name in ("summarize", "make_handoff", "context_status", "HandoffStore"):
+        _needs(name)
+    transcript = FIXTURES / "claude-code-short.jsonl"
+
+    async def go():
+        async with Client(params()) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            s = await c.call_tool("summarize", {"transcript_path": str(transcript)})
+            h = await c.call_tool("spawn_handoff", {"transcript_path": str(transcript), "goal": "finish the work"})
+            cs = await c.call_tool("context_status", {"transcript_path": str(transcript), "limit_tokens": 200000})
+            outside = await c.call_tool("summarize", {"transcript_path": "/etc/passwd"})
+            both = await c.call_tool("context_status", {"text": "x", "transcript_path": str(transcript)})
+            spawn_off = await c.call_tool("spawn_handoff", {"text": "user: do the thing", "spawn": True})
+            hout = check_structured(tools["spawn_handoff"], h)
+            res = await c.read_resource(hout["uri"])
+            listed = (await c.list_resources()).resources
+            prompt = await c.get_prompt("resume_from_handoff", {"handoff_id": hout["id"]})
+            bad = await c.call_tool("compact", {"text": "fine\n" * 50, "ratio": 0.5})
+            return tools, s, hout, cs, outside, both, spawn_off, res, listed, prompt, bad
+
+    tools, s, hout, cs, outside, both, spawn_off, res, listed, prompt, ok = run(go)
+    sout = check_structured(tools["summarize"], s)
+    assert sout["backend"] == "embedded" and sout["tokens"] > 0 and sout["transcript_tokens"] > 0
+    assert hout["id"] and hout["uri"] == f"handoff://{hout['id']}" and len(hout["text"]) < 10_000
+    assert hout["goal"] == "finish the work"
+    csout = check_structured(tools["context_status"], cs)
+    assert csout["limit_tokens"] == 200000 and csout["recommendation"] in ("fine", "compact", "handoff")
+    assert "outside the folders" in error_text(outside)
+    assert "exactly one" in error_text(both)
+    assert "CONTEXT_DISTILL_SPAWN_COMMAND" in error_text(spawn_off)
+    assert res.contents[0].text == hout["text"]
+    assert any(str(r.uri) == hout["uri"] for r in listed)
+    assert hout["text"] in prompt.messages[0].content.text
+    assert not ok.is_error
+
+
+def _sampling_callback(seen: list):
+    async def cb(context, params):
+        seen.append(params)
+        return CreateMessageResult(
+            role="assistant",
+            content=TextContent(type="text", text=_FAKE_SUMMARY),
+            model="test-model",
+        )
+
+    return cb
+
+
+_FAKE_SUMMARY = """## Primary request and intent
+Written by the client's model through MCP sampling.
+"""
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+def test_summarize_uses_mcp_sampling_when_the_client_offers_it(mode):
+    _needs("summarize")
+    transcript = FIXTURES / "claude-code-short.jsonl"
+    seen: list = []
+
+    async def go():
+        async with Client(params(), sampling_callback=_sampling_callback(seen), mode=mode) as c:
+            r = await c.call_tool("summarize", {"transcript_path": str(transcript)})
+            plain = await c.call_tool("status", {})
+            return r, plain
+
+    r, st = run(go)
+    assert not r.is_error, r.content[0].text
+    out = r.structured_content
+    assert st.structured_content["sampling"] is True
+    if not seen:
+        pytest.skip("this summarize build never asks an LLM backend, so there is nothing to sample")
+    assert out["backend"].startswith("mcp-sampling"), out
+    assert seen[0].max_tokens > 0 and seen[0].messages[0].content.text
+
+
+def test_default_scorer_is_the_deletion_model():
+    if not MODEL_PRESENT:
+        pytest.skip("compaction/assets/deletion-model.onnx has not shipped yet (the model helper's deliverable)")
+    text = observation()
+
+    async def go():
+        async with Client(params(scorer="model")) as c:
+            r = await c.call_tool("compact", {"text": text, "ratio": 0.3, "query": "psql"})
+            st = await c.call_tool("status", {})
+            return r.structured_content, st.structured_content
+
+    out, st = run(go)
+    assert out["scorer"] not in ("bm25", "head+tail", "tail", "random", "error-regex")
+    assert st["model"]["available"] is True and st["model"]["sha256"]
+
+
+def test_missing_model_is_a_clear_tool_error_not_a_crash(tmp_path):
+    """Without the model (and no override) compact says what to do; status says why; the server serves."""
+    if MODEL_PRESENT:
+        pytest.skip("the model ships in this build; covered by test_default_scorer_is_the_deletion_model")
+
+    async def go():
+        async with Client(params(scorer="model")) as c:
+            r = await c.call_tool("compact", {"text": observation(), "ratio": 0.3})
+            st = await c.call_tool("status", {})
+            e = await c.call_tool("expand", {"handle": "0123456789abcdef"})
+            return r, st, e
+
+    r, st, e = run(go)
+    assert "model" in error_text(r).lower()
+    assert st.structured_content["model"]["available"] is False and st.structured_content["scorer"] == "unavailable"
+    assert "no original" in error_text(e)
