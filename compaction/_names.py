@@ -1,0 +1,86 @@
+"""Names in text: file paths and file names, code identifiers, task / issue ids.
+
+Used twice: the extractive summarizer weights lines by the session's names it covers,
+and scripts/measure_sessions.py counts which of Claude Code's summary's names a summary
+carries. A *name* is a whitespace/punctuation-delimited token that is
+
+* a path (has ``/`` and a letter) or a file name with a short extension (``mix.exs``);
+* a code identifier: has ``_`` between letters (``get_current_trace_id``,
+  ``SPOTTER_OTEL_ENABLED``), an inner capital (``OtelTraceHelpers``, ``getTraceId``), or
+  is dotted with an identifier part (``Tracer.current_span_ctx``); ``()``, ``/2`` (arity),
+  leading ``:`` / ``@`` and trailing punctuation are stripped;
+* a task id: letters, ``-``, then letters and digits with at least one digit, optionally
+  ``.N`` sub-ids (``spotter-4te.3``, ``PROJ-123``), or ``#123``.
+
+Plain words (``Dialyzer``, ``the``), numbers and version strings are not names.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["extract_names", "NAME_SPLIT"]
+
+NAME_SPLIT = re.compile(r"[\s`'\"()\[\]{}<>,;|=!?*^$&+]+")
+_STRIP = ".:,;!?-"
+_EXT = re.compile(r"^[\w.-]*\w\.[A-Za-z][A-Za-z0-9]{0,5}$")
+_TASK = re.compile(r"^(?:[A-Za-z][A-Za-z0-9]*-(?=[A-Za-z0-9]*\d)[A-Za-z0-9]+(?:\.\d+)*|#\d+)$")
+_SNAKE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+[?!]?$|^_[a-z][A-Za-z0-9_]+$")
+_CAMEL = re.compile(r"^[A-Za-z]*[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*$|^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+$")
+_DOTTED = re.compile(r"^[A-Za-z_][\w?!]*(?:\.[A-Za-z_][\w?!]*)+$")
+_VERSIONISH = re.compile(r"^v?\d+(?:\.\d+)*[a-z0-9.-]*$")
+_COMMON_EXT_WORDS = frozenset({"e.g", "i.e", "etc", "vs", "a.m", "p.m"})
+_FILE_EXTS = frozenset(
+    "ex exs py js ts tsx jsx mjs cjs json jsonl md txt toml yaml yml cfg ini sh bash zsh fish rb go rs java kt "
+    "c h cc cpp hpp cs swift php sql html heex eex leex css scss sass lock xml csv lua vue svelte erl hrl nix "
+    "dockerfile mk gradle proto graphql ipynb r jl scala clj ml hs pl tf env".split()
+)
+
+
+def _clean(tok: str) -> str:
+    tok = tok.strip(_STRIP)
+    if tok.endswith("()"):
+        tok = tok[:-2]
+    tok = re.sub(r"/\d+$", "", tok)  # arity: set_error/2
+    tok = tok.lstrip(":@%")
+    return tok.strip(_STRIP)
+
+
+def _is_name(tok: str) -> bool:
+    if len(tok) < 3 or len(tok) > 200 or not re.search(r"[A-Za-z]", tok):
+        return False
+    if _VERSIONISH.match(tok):
+        return False
+    if "/" in tok:
+        if not re.search(r"[A-Za-z]{2}", tok) or tok.startswith("//") or tok.count("/") >= 30:
+            return False
+        segs = [s for s in tok.split("/") if s]
+        if all(s[:1].isupper() and s[1:].isalpha() for s in segs):
+            return False  # prose like "Elixir/Phoenix/Ash"
+        return tok[0] in "/~." or "." in segs[-1] or "_" in tok or "-" in tok or len(segs) >= 3 or tok.endswith("/")
+    if _TASK.match(tok):
+        return True
+    if _EXT.match(tok):
+        ext = tok.rsplit(".", 1)[1].lower()
+        if ext in _FILE_EXTS and tok.lower() not in _COMMON_EXT_WORDS:
+            return True
+    if _SNAKE.match(tok) or _CAMEL.match(tok):
+        return True
+    if _DOTTED.match(tok):
+        parts = tok.split(".")
+        return any(_SNAKE.match(p) or _CAMEL.match(p) or p[:1].isupper() for p in parts) and not all(
+            p.islower() and len(p) <= 3 for p in parts
+        )
+    return False
+
+
+def extract_names(text: str) -> set[str]:
+    """The set of names in ``text`` (see the module docstring for what counts)."""
+    out: set[str] = set()
+    for raw in NAME_SPLIT.split(text):
+        if not raw:
+            continue
+        tok = _clean(raw)
+        if _is_name(tok):
+            out.add(tok)
+    return out

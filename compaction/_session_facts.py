@@ -1,0 +1,449 @@
+"""What a session is about, read from its structure: the analysis behind summarize and handoff.
+
+Everything here is *extractive*: each candidate line is a verbatim piece of the transcript
+(a user message, a sentence of the agent's text, a line of an edit, an error line of a
+tool result), tagged with the section it belongs to and a structural prior. The summarizer
+then chooses lines under a token budget by the names they cover (paths, identifiers, task
+ids the session keeps using) and the deletion model's score.
+
+Structure used:
+* user messages (typed by a person: not ``isMeta``, not command output) -> requests;
+* Edit / Write / MultiEdit / NotebookEdit inputs -> files changed, and their new lines;
+* Read -> files read; paths in text -> files mentioned; errors naming a file -> failing;
+* ``is_error`` results and error lines of tool output -> errors; the agent's next words
+  after an error -> how it was fixed;
+* TodoWrite inputs -> pending tasks; open-status lines (todo, pending, ready, blocked);
+* the last agent messages -> current work and next step.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ._names import extract_names
+from .transcripts import EDIT_TOOLS, Transcript
+from .transcripts._render import tool_input_text
+
+__all__ = [
+    "SECTIONS",
+    "Candidate",
+    "Request",
+    "FileFact",
+    "SessionFacts",
+    "analyze",
+    "clip_line",
+    "ELLIPSIS",
+]
+
+SECTIONS = (
+    "Primary request and intent",
+    "Key files and code",
+    "Errors and fixes",
+    "Decisions and constraints",
+    "All user messages",
+    "Pending tasks",
+    "Current work",
+    "Next step",
+)
+PRIMARY, FILES, ERRORS, DECISIONS, USERS, PENDING, CURRENT, NEXT = SECTIONS
+
+#: appended to a line cut short (a label, not transcript text)
+ELLIPSIS = " […]"
+MAX_LINE_CHARS = 240
+
+_ERROR_LINE = re.compile(
+    r"(?i)(\berror\b|\berrors\b|exception|traceback|\bfailed\b|\bfailure|\bfailures\b|undefined|\bcannot\b|"
+    r"could not|not found|\bpanic|\*\* \(|✗|✘|\bFAIL\b|denied|invalid|unexpected|no such|warning:)"
+)
+#: error lines in the output of a command that did not report failure: stricter
+_STRICT_ERROR_LINE = re.compile(
+    r"^\s*(?:\*\* \(|error\b|fatal\b|FAIL(?:ED)?\b|failed\b|traceback\b|panic|E\s{2,}|\w+(?:Error|Exception)\b)|"
+    r"(?i:\berror:|: error\b|\bwarning:|\btests? failed|\b[1-9]\d* (?:failures?|errors?)\b)"
+)
+_TEST_RESULT = re.compile(
+    r"(?i)(\b\d+ (tests?|passed|failed|failures?|errors?|doctests?|examples?)\b|\ball tests pass|\btests? (passed|failed)\b|"
+    r"\bok\b.*\d+ tests?|=+ .*(passed|failed).* =+)"
+)
+_DECISION = re.compile(
+    r"(?i)\b(instead|decid\w*|chose|choos\w*|rather than|should(?:n't| not)?|must(?:n't| not)?|"
+    r"never|always|don't|do not|won't|avoid|prefer\w*|constraint|require[sd]?|because|so that|false positive|"
+    r"the (?:fix|issue|problem|cause|root cause) (?:is|was)|the real issue|turns out|works? around|workaround)\b"
+)
+_OPEN = re.compile(
+    r"(?i)(\btodo\b|\bpending\b|\bin[_ ]progress\b|\bready\b|\bblocked\b|\bremaining\b|\bopen\b|\bnot (?:yet )?(?:done|committed|fixed)|"
+    r"\[ \]|\bnext\b|\bstill\b|\bleft to\b|\bunresolved\b)"
+)
+_FUTURE = re.compile(
+    r"(?i)(\bnext\b|\blet me\b|\bi'll\b|\bi will\b|\bnow\b|\bthen\b|\bshould\b|\bneed to\b|\bgoing to\b|\bremaining\b|\bcontinue\b|\bafter that\b)"
+)
+_DEFINITION = re.compile(
+    r"^\s*(def|defp|defmacro|defmodule|defstruct|class|function|async function|fn|func|module|interface|type|struct|enum|impl|"
+    r"const|let|var|export|import|from|use|alias|require|config|@spec|@type|@callback|public|private|protected|static|"
+    r"#\s*\w|\w+\s*[:=]\s)"
+)
+_CMD_NAME = re.compile(r"<command-name>\s*(/?[^<\s]+)\s*</command-name>")
+_CMD_ARGS = re.compile(r"<command-args>(.*?)</command-args>", re.DOTALL)
+_NOT_TYPED = ("<local-command-stdout>", "<local-command-caveat>", "<local-command-stderr>", "[Request interrupted")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*\"'(\[])")
+_LIST_MARK = re.compile(r"^(?:[-*+]\s+|#{1,6}\s+|\d+[.)]\s+)+")
+_PATHLIKE = re.compile(r"(?:[\w@.+~-]+/)*[\w@.+-]+\.[A-Za-z][A-Za-z0-9]{0,5}\b")
+
+
+def clip_line(line: str, limit: int = MAX_LINE_CHARS) -> str:
+    """A line cut to ``limit`` characters (at a space if one is near), marked with ``ELLIPSIS``."""
+    line = line.rstrip()
+    if len(line) <= limit:
+        return line
+    cut = line.rfind(" ", int(limit * 0.7), limit)
+    return line[: cut if cut > 0 else limit].rstrip() + ELLIPSIS
+
+
+@dataclass
+class Candidate:
+    section: str
+    #: the verbatim piece of the transcript
+    text: str
+    #: the label shown before it (``[error Bash]``), or "" (labels are not transcript text)
+    label: str
+    #: event index (order in the transcript)
+    event: int
+    prior: float
+    names: frozenset[str] = frozenset()
+    tokens: int = 0
+    #: lines of one file are shown under that file's entry
+    group: str | None = None
+    #: always shown (the user's messages)
+    forced: bool = False
+    indent: bool = False
+
+    def render(self) -> str:
+        body = clip_line(self.text)
+        if not self.indent:
+            body = _LIST_MARK.sub("", body.strip()) or body
+        if self.indent:
+            return "    " + body.strip()
+        return f"- [{self.label}] {body.strip()}" if self.label else f"- {body.strip()}"
+
+
+@dataclass
+class Request:
+    event: int
+    #: the message as typed (slash commands: ``/name args``)
+    text: str
+    #: the verbatim pieces it is made of, and a label for the command, if any
+    label: str = ""
+
+
+@dataclass
+class FileFact:
+    path: str
+    reasons: list[str] = field(default_factory=list)
+    edits: int = 0
+    reads: int = 0
+    mentions: int = 0
+    failures: int = 0
+    last_event: int = 0
+    score: float = 0.0
+
+
+@dataclass
+class SessionFacts:
+    transcript: Transcript
+    requests: list[Request]
+    files: list[FileFact]
+    #: files the session changed (Edit / Write / ...), display form
+    edited: list[str]
+    weights: dict[str, float]
+    candidates: list[Candidate]
+    todos: list[tuple[str, str]]
+    last_assistant: int | None
+    n_events: int
+
+
+def _rel(path: str, cwd: str | None) -> str:
+    if cwd and path.startswith(cwd.rstrip("/") + "/"):
+        return path[len(cwd.rstrip("/")) + 1 :]
+    return path
+
+
+def _typed_user_message(e: Any) -> Request | None:
+    if e.kind != "user" or e.is_meta:
+        return None
+    text = e.text.strip()
+    if not text or text.startswith(_NOT_TYPED):
+        return None
+    m = _CMD_NAME.search(text)
+    if m:
+        args = _CMD_ARGS.search(text)
+        a = args.group(1).strip() if args else ""
+        return Request(event=0, text=(m.group(1) + (" " + a if a else "")), label=m.group(1))
+    if text.startswith("<") and re.match(r"^<(system-reminder|bash-|task-notification|user-prompt-submit)", text):
+        return None
+    return Request(event=0, text=text)
+
+
+def _split_text(text: str) -> list[str]:
+    """Lines of a message; long lines split into sentences (each piece is verbatim)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s in ("```", "---") or s.startswith("```"):
+            continue
+        if len(s) > 300:
+            out.extend(p.strip() for p in _SENTENCE_END.split(s) if p.strip())
+        else:
+            out.append(s)
+    return out
+
+
+def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
+    """Read the structure of ``t``. Candidate lines come from events before
+    ``history_end`` (the older history); requests, files and the end-of-session
+    sections use the whole transcript."""
+    events = t.events
+    n = len(events)
+    end = n if history_end is None else max(0, min(n, history_end))
+    cwd = t.cwd
+
+    requests: list[Request] = []
+    files: dict[str, FileFact] = {}
+    calls: dict[str, Any] = {}
+    agent_names: Counter[str] = Counter()
+    output_names: Counter[str] = Counter()
+    cands: list[Candidate] = []
+    todos: list[tuple[str, str]] = []
+    last_assistant: int | None = None
+
+    def file(path: str, i: int) -> FileFact:
+        key = _rel(path, cwd)
+        f = files.get(key)
+        if f is None:
+            f = files[key] = FileFact(path=key)
+        f.last_event = max(f.last_event, i)
+        return f
+
+    def add(section: str, text: str, label: str, i: int, prior: float, **kw: Any) -> None:
+        if i < end and text.strip():
+            cands.append(Candidate(section, text, label, i, prior, **kw))
+
+    fail_mentions: Counter[str] = Counter()
+    pending_error: tuple[int, str] | None = None  # (event, tool) of the last error awaiting the agent's reaction
+    for i, e in enumerate(events):
+        k = e.kind
+        if k == "user":
+            r = _typed_user_message(e)
+            if r is not None:
+                r.event = i
+                requests.append(r)
+                agent_names.update(extract_names(r.text))
+                body = r.text[len(r.label) :].strip() if r.label else r.text
+                for piece in _split_text(body):
+                    if _DECISION.search(piece):
+                        add(DECISIONS, piece, "user", i, 1.2)
+                for p in _PATHLIKE.findall(r.text):
+                    file(p, i).mentions += 1
+        elif k == "assistant":
+            last_assistant = i
+            names = extract_names(e.text)
+            agent_names.update(names)
+            for p in _PATHLIKE.findall(e.text):
+                if "/" in p or "." in p:
+                    file(p, i).mentions += 1
+            after_error = pending_error is not None and i - pending_error[0] <= 8
+            for j, piece in enumerate(_split_text(e.text)):
+                pn = frozenset(extract_names(piece))
+                decision = bool(_DECISION.search(piece))
+                if after_error and j < 3:
+                    add(ERRORS, piece, "fix", i, (0.8 if decision else 0.3) - 0.2 * j, names=pn)
+                if decision:
+                    add(DECISIONS, piece, "", i, 0.5 if pn else 0.1, names=pn)
+                if _OPEN.search(piece):
+                    add(PENDING, piece, "", i, 0.2 if pn else -0.3, names=pn)
+                add(CURRENT, piece, "", i, 0.0, names=pn)
+            if after_error:
+                pending_error = None
+        elif k == "tool_call":
+            calls[e.id] = e
+            inp = e.input if isinstance(e.input, dict) else {}
+            agent_names.update(extract_names(tool_input_text(e.name, inp)))
+            fp = inp.get("file_path") or inp.get("path") or inp.get("notebook_path")
+            if e.name in EDIT_TOOLS and isinstance(fp, str):
+                f = file(fp, i)
+                f.edits += 1
+                if e.name == "Write" and f.reads == 0 and f.edits == 1:
+                    f.reasons.append("written")
+                rel = f.path
+                new_texts: list[str] = []
+                for key in ("new_string", "content", "new_source", "new_str", "file_text"):
+                    if isinstance(inp.get(key), str):
+                        new_texts.append(inp[key])
+                for ed in inp.get("edits") or []:
+                    if isinstance(ed, dict) and isinstance(ed.get("new_string"), str):
+                        new_texts.append(ed["new_string"])
+                for txt in new_texts:
+                    for line in txt.splitlines():
+                        s = line.strip()
+                        if len(s) < 4 or s in ("end", "do", "{", "}", "});", "]", ")", "else"):
+                            continue
+                        prior = (0.35 if _DEFINITION.match(line) else 0.0) - (0 if extract_names(s) else 0.3)
+                        add(FILES, line, "", i, prior, names=frozenset(extract_names(s)), group=rel, indent=True)
+            elif e.name in ("Read", "NotebookRead") and isinstance(fp, str):
+                file(fp, i).reads += 1
+            elif e.name == "TodoWrite" and isinstance(inp.get("todos"), list):
+                todos = [
+                    (str(td.get("status", "")), str(td.get("content", "")))
+                    for td in inp["todos"]
+                    if isinstance(td, dict) and td.get("content")
+                ]
+            if isinstance(inp.get("command"), str):
+                cmd = inp["command"].strip().splitlines()[0] if inp["command"].strip() else ""
+                if cmd:
+                    add(CURRENT, cmd, e.name, i, 0.1, names=frozenset(extract_names(cmd)))
+        elif k == "tool_result":
+            call = calls.get(e.tool_use_id)
+            tool = e.tool_name or (call.name if call else "tool")
+            text = e.text or ""
+            names = extract_names(text) if len(text) < 200_000 else extract_names(text[:200_000])
+            output_names.update(names)
+            lines = text.splitlines()
+            pat = _ERROR_LINE if e.is_error else _STRICT_ERROR_LINE
+            err_lines = [ln for ln in lines[:4000] if pat.search(ln) and len(ln.strip()) > 3]
+            if e.is_error or (tool in ("Bash", "shell", "run", "execute_command") and err_lines and len(err_lines) <= 40):
+                pending_error = (i, tool)
+                shown = 0
+                firsts = [ln for ln in lines if ln.strip()][:2] if e.is_error else []
+                for ln in firsts + [x for x in err_lines if x not in firsts]:
+                    if shown >= 6:
+                        break
+                    shown += 1
+                    add(
+                        ERRORS,
+                        ln,
+                        f"error {tool}",
+                        i,
+                        (1.0 if e.is_error else 0.5) - 0.1 * shown,
+                        names=frozenset(extract_names(ln)),
+                    )
+                    for p in _PATHLIKE.findall(ln):
+                        if "/" in p:
+                            fail_mentions[_rel(p, cwd)] += 1
+                if call is not None and isinstance(call.input, dict):
+                    fp = call.input.get("file_path")
+                    if isinstance(fp, str) and e.is_error:
+                        file(fp, i).failures += 1
+                    cmd = call.input.get("command")
+                    if isinstance(cmd, str) and cmd.strip():
+                        add(ERRORS, cmd.strip().splitlines()[0], "failed command", i, 0.3)
+            for ln in lines[:4000]:
+                s = ln.strip()
+                if len(s) < 4:
+                    continue
+                if _TEST_RESULT.search(s):
+                    add(ERRORS, ln, f"result {tool}", i, 0.3, names=frozenset(extract_names(s)))
+                if _OPEN.search(s):
+                    ln_names = frozenset(extract_names(s))
+                    if ln_names:
+                        add(PENDING, ln, f"{tool} output", i, -0.1, names=ln_names)
+        elif k == "compact_summary":
+            for piece in _split_text(e.text):
+                add(CURRENT, piece, "earlier summary", i, -0.6, names=frozenset(extract_names(piece)))
+
+    # weights of names: used by the agent (its words, its tool inputs, the user) count most
+    weights: dict[str, float] = {}
+    for name in set(agent_names) | set(output_names):
+        w = math.log1p(agent_names.get(name, 0)) + 0.25 * math.log1p(output_names.get(name, 0))
+        if agent_names.get(name, 0) == 0:
+            w = min(w, 0.3)
+        weights[name] = min(3.0, w)
+
+    # files: score and reasons (a path in an error line counts only for files the session touched)
+    for key, count in fail_mentions.items():
+        f = files.get(key)
+        if f is not None and (f.edits or f.reads):
+            f.failures += count
+    for f in files.values():
+        reasons = []
+        if f.edits:
+            reasons.append("edited")
+        if "written" in f.reasons:
+            reasons.append("written")
+        if f.failures:
+            reasons.append("failing")
+        if f.reads:
+            reasons.append("read")
+        if f.mentions and not reasons:
+            reasons.append("mentioned")
+        f.reasons = reasons
+        recency = f.last_event / max(1, n)
+        f.score = round(
+            6.0 * min(f.edits, 5) ** 0.5 * (1 if f.edits else 0)
+            + 3.0 * min(f.failures, 3) ** 0.5
+            + 1.5 * min(f.reads, 4) ** 0.5
+            + 0.5 * min(f.mentions, 9) ** 0.5
+            + 2.0 * recency,
+            3,
+        )
+    ranked = sorted(files.values(), key=lambda f: (-f.score, f.path))
+    # a mentioned-only "file" must look like a real path (has a folder) to be kept
+    ranked = [f for f in ranked if f.edits or f.reads or f.failures or ("/" in f.path and f.mentions >= 2)]
+    edited = [f.path for f in ranked if f.edits]
+
+    # user messages and the primary request
+    for r in requests:
+        body = r.text[len(r.label) :].strip() if r.label else r.text
+        cands.append(Candidate(USERS, body or r.text, r.label or "", r.event, 10.0, forced=True))
+    if requests:
+        first = requests[0]
+        body = first.text[len(first.label) :].strip() if first.label else first.text
+        cands.append(Candidate(PRIMARY, body or first.text, first.label or "", first.event, 10.0, forced=True))
+
+    # pending tasks from the last todo list
+    for status, content in todos:
+        if status != "completed":
+            cands.append(Candidate(PENDING, content, status or "todo", n, 3.0, names=frozenset(extract_names(content))))
+
+    # next step: the last agent message's forward-looking lines, and a request it has not answered
+    if last_assistant is not None:
+        pieces = _split_text(events[last_assistant].text)
+        for j, piece in enumerate(pieces):
+            prior = 2.0 if _FUTURE.search(piece) else 0.6
+            cands.append(Candidate(NEXT, piece, "", last_assistant, prior - 0.01 * j, names=frozenset(extract_names(piece))))
+    if requests and (last_assistant is None or requests[-1].event > last_assistant):
+        r = requests[-1]
+        body = r.text[len(r.label) :].strip() if r.label else r.text
+        cands.append(Candidate(NEXT, body or r.text, "latest request" + (f" {r.label}" if r.label else ""), r.event, 5.0))
+
+    return SessionFacts(
+        transcript=t,
+        requests=requests,
+        files=ranked,
+        edited=edited,
+        weights=weights,
+        candidates=cands,
+        todos=todos,
+        last_assistant=last_assistant,
+        n_events=n,
+    )
+
+
+def request_body(r: Request) -> str:
+    return r.text[len(r.label) :].strip() if r.label else r.text
+
+
+def unique(items: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for x in items:
+        if x not in seen:
+            seen.add(x)
+            out.append(x)
+    return out
+
+
+def short_path(path: str) -> str:
+    return path if len(path) < 120 else "…" + path[-110:]
+
