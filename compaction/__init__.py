@@ -33,6 +33,11 @@ from ._exceptions import (
 from ._results import CompactMessagesResult, CompactResult, ExpandResult
 from ._scoring import LineScorer, ScoringInput
 from ._tokenizer import TOKENIZER_NAME, Tokenizer, count_tokens, get_tokenizer
+from ._context_status import context_status
+from ._handoff import make_handoff
+from ._session_results import ContextStatus, HandoffFile, HandoffResult, SummaryResult
+from ._summarize import summarize
+from .transcripts import Transcript, read_transcript
 
 __version__ = "0.1.0"
 
@@ -57,6 +62,16 @@ __all__ = [
     "Settings",
     "Limits",
     "DEFAULT_RATIO",
+    # session distillation
+    "read_transcript",
+    "Transcript",
+    "summarize",
+    "SummaryResult",
+    "make_handoff",
+    "HandoffResult",
+    "HandoffFile",
+    "context_status",
+    "ContextStatus",
     # results
     "CompactResult",
     "CompactMessagesResult",
