@@ -43,6 +43,8 @@ _LINE_MARKER = re.compile(r"^\[\.\.\. (\d+) lines? omitted \((\d+)-(\d+)\) \.\.\
 _TRAILER = re.compile(r"^\[\.\.\. context-distill: .* \.\.\.\]$")
 _INLINE_MARKER = re.compile(r"\[\.\.\. \d+ chars omitted \.\.\.\]")
 _SPLIT_AFTER = set(" \t,;:{}[]()<>|&=")
+#: every line break str.splitlines() knows: after one of these no newline is needed before a marker
+_LINE_ENDS = ("\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,7 @@ def _render(
         nonlocal gap_start
         if gap_start is not None:
             if markers:
-                if out and not out[-1].endswith(("\n", "\r")):
+                if out and not out[-1].endswith(_LINE_ENDS):
                     out.append("\n")
                 out.append(_line_marker(end - gap_start, gap_start + 1, end) + "\n")
             gap_start = None
@@ -275,7 +277,7 @@ def _render(
         flags = [bool(kept[u]) for u in us]
         if all(flags):
             close_gap(li)
-            if out and not out[-1].endswith(("\n", "\r")):
+            if out and not out[-1].endswith(_LINE_ENDS):
                 out.append("\n")
             out.append(lines[li])
             full.append(li)
@@ -285,7 +287,7 @@ def _render(
             omitted.append(li)
         else:
             close_gap(li)
-            if out and not out[-1].endswith(("\n", "\r")):
+            if out and not out[-1].endswith(_LINE_ENDS):
                 out.append("\n")
             dropped = 0
             for u, f in zip(us, flags):
@@ -303,7 +305,7 @@ def _render(
             omitted.append(li)
     close_gap(n_lines)
     if trailer and markers:
-        if out and not out[-1].endswith(("\n", "\r")):
+        if out and not out[-1].endswith(_LINE_ENDS):
             out.append("\n")
         out.append(trailer + "\n")
     return "".join(out), full, partial, omitted
@@ -407,10 +409,18 @@ def compact_text(
             u = removable.pop(0)
             kept[u] = False
             excess -= int(units.cost[u])
+    if not omitted:  # pins kept every line: give the input back as it was, no markers, no handle
+        out, tokens_after, handle = text, tokens_before, None
     if tokens_after > budget:
-        warnings.append(
-            f"pinned lines alone need {tokens_after} tokens, over the budget of {budget}; all pins were kept"
-        )
+        if pinned.any():
+            warnings.append(
+                f"pinned lines alone need {tokens_after} tokens, over the budget of {budget}; all pins were kept"
+            )
+        else:
+            warnings.append(
+                f"the budget of {budget} tokens is smaller than the omission markers alone ({tokens_after} tokens); "
+                "raise ratio or target_tokens"
+            )
     progress(1.0, "done")
     result = CompactResult(
         text=out,

@@ -87,6 +87,10 @@ class Engine:
             raise InputError(f"query must be text, got {type(query).__name__}")
         if isinstance(keep, str):
             keep = (keep,)
+        elif keep is None:
+            keep = ()
+        elif not isinstance(keep, (list, tuple)):
+            raise InputError(f"keep must be a list of regular expressions, got {type(keep).__name__}")
         request = CompactRequest(
             ratio=ratio, target_tokens=target_tokens, query=query or "", keep=tuple(keep), markers=markers
         )
