@@ -614,8 +614,10 @@ def label_call(
     patch_refs: LineRefs,
     known: set[str],
     df: DocFreq,
+    explain: list[dict] | None = None,
 ) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Labels, loss weights, soft labels and raw evidence for one tool output."""
+    """Labels, loss weights, soft labels and raw evidence for one tool output. With
+    ``explain`` (a list), one dict per line saying which evidence fired is appended."""
     lines = call.output.splitlines()
     feats = line_features(lines, call)
     n = len(lines)
@@ -638,6 +640,7 @@ def label_call(
     labels, weights, soft, evid = [], [], [], []
     for f in feats:
         ev = 0.0
+        why: dict = {"words": [], "quote": False, "ref": 0.0}
         if f.norm:
             contribs = []
             best_idf = 0.0
@@ -654,10 +657,12 @@ def label_call(
                 k = line_count[w]
                 c /= 1 + (k - 1) / 4
                 contribs.append(c)
+                why["words"].append((w, round(c, 3)))
             ev = _combine(contribs)
             # verbatim quote in a later action or a changed patch line
-            if len(f.norm) >= 20 and best_idf >= 0.35 and ev > 0 and f.norm in later_norm:
+            if len(f.norm) >= 20 and best_idf >= 0.35 and ev >= 0.15 and f.norm in later_norm:
                 ev = max(ev, 1.0) + 0.3
+                why["quote"] = True
             # line references
             if f.lineno is not None:
                 s = patch_refs.strength(f.file, f.lineno)
@@ -667,12 +672,15 @@ def label_call(
                     s = max(s, a.refs.strength(f.file, f.lineno))
                 if s > 0:
                     ev = max(ev, s) + 0.4 * min(ev, s)
+                    why["ref"] = s
         lab = 1 if ev >= THRESHOLD else 0
         margin = abs(ev - THRESHOLD)
         labels.append(lab)
         weights.append(1.0 if margin >= 0.3 else round(0.5 + margin / 0.6, 3))
         soft.append(round(min(1.0, ev / THRESHOLD), 3))
         evid.append(round(ev, 3))
+        if explain is not None:
+            explain.append(why)
     return labels, weights, soft, evid
 
 
@@ -697,7 +705,8 @@ def label_trajectory(traj: Trajectory, df: DocFreq, *, with_evidence: bool = Fal
             continue
         later = [a for a in actions[i + 1 :] if a is not None]
         known = task_words | set(words(call.thought))
-        labels, weights, soft, evid = label_call(call, later, patch_text, patch_refs, known, df)
+        why: list[dict] | None = [] if with_evidence else None
+        labels, weights, soft, evid = label_call(call, later, patch_text, patch_refs, known, df, why)
         ex = Example(
             id=f"{traj.source}:{traj.id}:{step}",
             source=traj.source,
@@ -711,6 +720,8 @@ def label_trajectory(traj: Trajectory, df: DocFreq, *, with_evidence: bool = Fal
         )
         if with_evidence:
             ex.evidence = evid  # type: ignore[attr-defined]
+            ex.why = why  # type: ignore[attr-defined]
+            ex.later = [a.text for a in later] + ["<<PATCH>>\n" + traj.patch]  # type: ignore[attr-defined]
         yield ex
 
 

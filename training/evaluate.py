@@ -1,0 +1,363 @@
+"""Recall of used lines after ``compact``, for the deletion model and every baseline.
+
+    python -m training.evaluate [--limit N] [--seed 0] [--no-docs]
+
+Reads the validation split built by ``python -m training.build_dataset``
+(training/work/dataset/val.jsonl.gz: sympy + sphinx, never seen in training) and the
+Claude Code test set (test-cc.jsonl.gz). For every example with at least one used line,
+every scorer and every keep ratio it runs the real engine:
+
+    compaction.Engine(scorer=S, store=False).compact("\\n".join(lines), ratio=r, query=query)
+
+and measures the recall of used lines: the fraction of used lines whose line number lies
+in ``result.kept_line_ranges`` (lines kept whole). Reported: macro recall (mean over
+examples), micro recall (over all used lines) and the mean kept-token ratio
+(``tokens_after / tokens_before``; marker lines count against the budget, the same for
+every scorer). Scorers: the engine's default deletion model
+(``compaction._model.load_default_scorer()``, when its asset is shipped) and every
+baseline in ``compaction.baselines.BASELINES``, in the same run on the same examples.
+
+Writes docs/evaluation.md, docs/eval-recall.png and training/work/eval/results.json
+(unless --no-docs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gzip
+import json
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from compaction import Engine, LineScorer, ScoringInput
+from compaction.baselines import BASELINES
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = ROOT / "training" / "work" / "dataset"
+DOCS = ROOT / "docs"
+HEADLINE = (0.5, 0.3, 0.1)
+GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+# ----------------------------------------------------------------------------- metric
+def kept_lines(ranges: Iterable[Sequence[int]]) -> set[int]:
+    """0-based line indices covered by 1-based inclusive ``[start, end]`` ranges."""
+    out: set[int] = set()
+    for a, b in ranges:
+        out.update(range(int(a) - 1, int(b)))
+    return out
+
+
+def used_recall(labels: Sequence[int], ranges: Iterable[Sequence[int]]) -> tuple[int, int]:
+    """(used lines kept, used lines) for one example."""
+    kept = kept_lines(ranges)
+    used = [i for i, lab in enumerate(labels) if lab]
+    return sum(1 for i in used if i in kept), len(used)
+
+
+@dataclass
+class Tally:
+    """Recall and kept-token ratio of one scorer at one keep ratio."""
+
+    recalls: list[float] = field(default_factory=list)
+    hit: int = 0
+    total: int = 0
+    kept_ratio: list[float] = field(default_factory=list)
+
+    def add(self, hit: int, total: int, kept_ratio: float) -> None:
+        if total:
+            self.recalls.append(hit / total)
+            self.hit += hit
+            self.total += total
+        self.kept_ratio.append(kept_ratio)
+
+    @property
+    def macro(self) -> float:
+        return float(np.mean(self.recalls)) if self.recalls else float("nan")
+
+    @property
+    def micro(self) -> float:
+        return self.hit / self.total if self.total else float("nan")
+
+    @property
+    def mean_kept(self) -> float:
+        return float(np.mean(self.kept_ratio)) if self.kept_ratio else float("nan")
+
+
+# ----------------------------------------------------------------------------- scorers
+class CachedScorer:
+    """Scores an input once and reuses the scores for every ratio (scorers are
+    deterministic functions of the units and the query)."""
+
+    def __init__(self, inner: LineScorer) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._key: tuple | None = None
+        self._scores: np.ndarray | None = None
+        self.seconds = 0.0
+
+    def score(self, inp: ScoringInput) -> np.ndarray:
+        key = (len(inp.units), hash(tuple(inp.units)), inp.query)
+        if key != self._key:
+            t0 = time.perf_counter()
+            self._scores = np.asarray(self.inner.score(inp), dtype=np.float64)
+            self.seconds += time.perf_counter() - t0
+            self._key = key
+        return self._scores  # type: ignore[return-value]
+
+
+def load_model() -> tuple[LineScorer | None, str]:
+    """The engine's default scorer, or None and the reason it is missing."""
+    try:
+        from compaction._model import load_default_scorer
+    except ImportError as exc:
+        return None, f"compaction._model is not there yet ({exc})"
+    try:
+        scorer = load_default_scorer()
+    except Exception as exc:  # a missing or corrupt asset: evaluate baselines only
+        return None, f"{type(exc).__name__}: {exc}"
+    if scorer.name in BASELINES:
+        return None, f"the default scorer is the baseline {scorer.name!r} (no model asset shipped)"
+    return scorer, ""
+
+
+# ----------------------------------------------------------------------------- data
+#: outputs smaller than this are not worth compacting (``compact_messages`` leaves parts
+#: under 64 tokens alone) and are left out of the evaluation
+MIN_LINES = 5
+MIN_TOKENS = 64
+
+
+def load_examples(path: Path, *, limit: int | None, seed: int) -> tuple[list[dict], int]:
+    """Examples with >= 1 used line, >= MIN_LINES lines and >= MIN_TOKENS tokens (all of
+    them, or a seeded sample of ``limit``), and how many such examples the file holds."""
+    from compaction import get_tokenizer
+
+    count = get_tokenizer().count
+    exs = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for raw in f:
+            ex = json.loads(raw)
+            if any(ex["labels"]) and len(ex["lines"]) >= MIN_LINES and count("\n".join(ex["lines"])) >= MIN_TOKENS:
+                exs.append(ex)
+    total = len(exs)
+    if limit is not None and limit < total:
+        exs = random.Random(seed).sample(exs, limit)
+    return exs, total
+
+
+def evaluate(
+    examples: list[dict], scorers: list[LineScorer], ratios: Sequence[float], *, progress: bool = True
+) -> dict[str, dict[float, Tally]]:
+    cached = [CachedScorer(s) for s in scorers]
+    engines = [Engine(scorer=c, store=False) for c in cached]
+    out: dict[str, dict[float, Tally]] = {s.name: {r: Tally() for r in ratios} for s in scorers}
+    t0 = time.time()
+    for k, ex in enumerate(examples):
+        text = "\n".join(ex["lines"])
+        for c, eng in zip(cached, engines):
+            for r in ratios:
+                res = eng.compact(text, ratio=r, query=ex["query"])
+                hit, total = used_recall(ex["labels"], res.kept_line_ranges)
+                out[c.name][r].add(hit, total, res.ratio_kept)
+        if progress and (k + 1) % 100 == 0:
+            print(f"  {k + 1}/{len(examples)} examples, {time.time() - t0:.0f}s", file=sys.stderr)
+    for c in cached:
+        out[c.name]["_score_seconds"] = c.seconds  # type: ignore[index]
+    return out
+
+
+# ----------------------------------------------------------------------------- reports
+def table(results: dict[str, dict], ratios: Sequence[float], *, micro: bool = False) -> str:
+    head = "| scorer | " + " | ".join(f"recall @ keep {r:g}" for r in ratios) + " | kept tokens @ " + "/".join(f"{r:g}" for r in ratios) + " |"
+    sep = "|---|" + "---:|" * len(ratios) + "---:|"
+    rows = [head, sep]
+    for name, per in results.items():
+        vals = [per[r].micro if micro else per[r].macro for r in ratios]
+        kept = "/".join(f"{per[r].mean_kept:.2f}" for r in ratios)
+        rows.append(f"| {name} | " + " | ".join(f"{100 * v:.1f}" for v in vals) + f" | {kept} |")
+    return "\n".join(rows)
+
+
+def best_baseline_gap(results: dict[str, dict], model: str | None, ratios: Sequence[float]) -> list[str]:
+    if model is None or model not in results:
+        return []
+    lines = []
+    for r in ratios:
+        base = max((n for n in results if n != model), key=lambda n: results[n][r].macro)
+        gap = 100 * (results[model][r].macro - results[base][r].macro)
+        lines.append(f"keep {r:g}: model {100 * results[model][r].macro:.1f} vs best baseline {base} {100 * results[base][r].macro:.1f} ({gap:+.1f} points)")
+    return lines
+
+
+def plot(results: dict[str, dict], ratios: Sequence[float], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for name, per in results.items():
+        xs = [per[r].mean_kept for r in ratios]
+        ys = [100 * per[r].macro for r in ratios]
+        style = dict(linewidth=2.6, marker="o") if name not in BASELINES else dict(linewidth=1.4, marker=".")
+        ax.plot(ratios, ys, label=name, **style)
+    ax.plot([0, 1], [0, 100], color="grey", linewidth=0.6, linestyle=":")
+    ax.set_xlabel("keep ratio (fraction of tokens kept, markers included)")
+    ax.set_ylabel("recall of used lines, % (macro)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    tmp.replace(path)
+
+
+def to_json(results: dict[str, dict], ratios: Sequence[float]) -> dict:
+    return {
+        name: {
+            "score_seconds": round(per.get("_score_seconds", 0.0), 2),
+            **{
+                f"{r:g}": {"macro": round(per[r].macro, 4), "micro": round(per[r].micro, 4), "kept_tokens": round(per[r].mean_kept, 4)}
+                for r in ratios
+            },
+        }
+        for name, per in results.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Recall of used lines at several keep ratios, model vs baselines.")
+    ap.add_argument("--dataset", type=Path, default=DATASET)
+    ap.add_argument("--limit", type=int, default=None, help="evaluate a seeded random sample of N validation examples")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-docs", action="store_true", help="print only; do not write docs/")
+    ap.add_argument("--no-plot-grid", action="store_true", help="only the three headline ratios (faster)")
+    args = ap.parse_args(argv)
+
+    val_path = args.dataset / "val.jsonl.gz"
+    if not val_path.exists():
+        print(f"no dataset at {val_path}: run `python -m training.build_dataset` first", file=sys.stderr)
+        return 2
+    model, why = load_model()
+    scorers: list[LineScorer] = ([model] if model is not None else []) + list(BASELINES.values())
+    if model is None:
+        print(f"MODEL MISSING: {why}; evaluating the baselines only", file=sys.stderr)
+    ratios = tuple(sorted(set(HEADLINE) | (set() if args.no_plot_grid else set(GRID))))
+
+    t0 = time.time()
+    val, val_total = load_examples(val_path, limit=args.limit, seed=args.seed)
+    print(f"validation: {len(val)} of {val_total} examples with a used line, {sum(len(e['lines']) for e in val)} lines", file=sys.stderr)
+    res_val = evaluate(val, scorers, ratios)
+    cc_path = args.dataset / "test-cc.jsonl.gz"
+    res_cc = None
+    cc: list[dict] = []
+    if cc_path.exists():
+        cc, _ = load_examples(cc_path, limit=None, seed=args.seed)
+        res_cc = evaluate(cc, scorers, HEADLINE, progress=False)
+    elapsed = time.time() - t0
+
+    model_name = model.name if model is not None else None
+    print()
+    print(f"Validation (sympy + sphinx; {len(val)} examples, {sum(sum(e['labels']) for e in val)} used lines), macro recall %:")
+    print(table(res_val, HEADLINE))
+    print("\nmicro recall %:")
+    print(table(res_val, HEADLINE, micro=True))
+    for line in best_baseline_gap(res_val, model_name, HEADLINE):
+        print(line)
+    if res_cc is not None:
+        print(f"\nClaude Code transcripts ({len(cc)} examples), macro recall %:")
+        print(table(res_cc, HEADLINE))
+    if model is None:
+        print(f"\nMODEL MISSING: {why}")
+    print(f"\n{elapsed:.0f}s", file=sys.stderr)
+
+    if args.no_docs:
+        return 0
+    work = ROOT / "training" / "work" / "eval"
+    work.mkdir(parents=True, exist_ok=True)
+    date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cmd = "python -m training.evaluate" + (f" --limit {args.limit}" if args.limit else "") + (f" --seed {args.seed}" if args.seed else "")
+    (work / "results.json").write_text(
+        json.dumps(
+            {"date": date, "command": cmd, "val": to_json(res_val, ratios), "test_cc": to_json(res_cc, HEADLINE) if res_cc else None,
+             "val_examples": len(val), "model": model_name, "model_missing": why or None},
+            indent=1,
+        )
+    )
+    DOCS.mkdir(exist_ok=True)
+    plot(res_val, ratios, DOCS / "eval-recall.png", f"Recall of used lines, validation split (sympy + sphinx, {len(val)} tool outputs)")
+    write_doc(DOCS / "evaluation.md", res_val, res_cc, ratios, val, val_total, cc, cmd, date, elapsed, model_name, why, args)
+    print(f"wrote docs/evaluation.md, docs/eval-recall.png, {work / 'results.json'}", file=sys.stderr)
+    return 0
+
+
+def write_doc(path, res_val, res_cc, ratios, val, val_total, cc, cmd, date, elapsed, model_name, why, args) -> None:
+    n_used = sum(sum(e["labels"]) for e in val)
+    n_lines = sum(len(e["lines"]) for e in val)
+    by_src: dict[str, int] = {}
+    for e in val:
+        by_src[e["source"]] = by_src.get(e["source"], 0) + 1
+    sample = f"a seeded random sample of {len(val)} of the {val_total}" if len(val) < val_total else f"all {val_total}"
+    parts = [
+        "# Evaluation: recall of used lines after `compact`",
+        "",
+        f"Command: `{cmd}` (after `python -m training.build_dataset`). Date: {date}. "
+        f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, 2 CPU cores; run time {elapsed:.0f} s.",
+        "",
+        f"Data: the validation split (repositories sympy/sympy and sphinx-doc/sphinx, never in training), {sample} "
+        f"tool outputs that have at least one used line, at least {MIN_LINES} lines and at least {MIN_TOKENS} tokens ({', '.join(f'{k} {v}' for k, v in sorted(by_src.items()))}); "
+        f"{n_lines} lines, {n_used} of them used. Labels: docs/labels.md.",
+        "",
+        "Metric: for each tool output, scorer and keep ratio r, the real engine runs "
+        '`Engine(scorer=S, store=False).compact("\\n".join(lines), ratio=r, query=query)`; recall is the fraction of the '
+        "used lines whose line number is inside `result.kept_line_ranges` (partly kept long lines do not count). "
+        "Macro = mean over tool outputs; micro = over all used lines. The budget includes the marker lines "
+        "(`[... N lines omitted ...]`), which cost every scorer the same; the kept-token column is the mean "
+        "`tokens_after / tokens_before`, markers included.",
+        "",
+    ]
+    if model_name is None:
+        parts += [f"**The deletion model is missing** ({why}): only the baselines are evaluated below.", ""]
+    parts += ["## Macro recall of used lines, % (validation)", "", table(res_val, HEADLINE), ""]
+    gap = best_baseline_gap(res_val, model_name, HEADLINE)
+    if gap:
+        parts += ["Model against the best baseline at each ratio (target: ahead at every ratio, by >= 25 points at keep 0.3):", ""]
+        parts += [f"- {g}" for g in gap] + [""]
+    parts += ["## Micro recall, % (validation)", "", table(res_val, HEADLINE, micro=True), ""]
+    parts += ["## Recall against keep ratio", "", "![recall of used lines against keep ratio](eval-recall.png)", ""]
+    parts += ["Macro recall at every ratio of the plot:", "", table(res_val, ratios), ""]
+    if res_cc is not None:
+        parts += [
+            f"## Claude Code transcripts (another domain: an Elixir/Phoenix app; {len(cc)} tool outputs with a used line, same filters)",
+            "",
+            table(res_cc, HEADLINE),
+            "",
+        ]
+    parts += [
+        "## Notes",
+        "",
+        "- `random` is seeded; its recall is close to the keep ratio, as it should be.",
+        "- Labels are derived from what the agent did later (docs/labels.md has the rules and a hand-check of their "
+        "precision); recall against them measures how often compaction would have kept what the agent went on to use.",
+        "- BM25 and the model see the query (the agent's preceding thought, the command and the task); head+tail, tail, "
+        "error-regex and random do not.",
+    ]
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
