@@ -598,11 +598,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        stream=sys.stderr, level=os.environ.get("CONTEXT_DISTILL_LOG_LEVEL", "WARNING").upper(), format="%(message)s"
-    )
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "command", None) != "serve":  # serve sets up its own (timestamped) stderr logging
+        logging.basicConfig(
+            stream=sys.stderr,
+            level=os.environ.get("CONTEXT_DISTILL_LOG_LEVEL", "WARNING").upper(),
+            format="context-distill: %(message)s",
+        )
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

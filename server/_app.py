@@ -19,7 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.server.mcpserver.resolve import Resolve
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 import compaction
 from compaction._exceptions import ContextDistillError, InputError
@@ -63,7 +63,20 @@ class ContextDistillServer(MCPServer):
                 raise ToolError(
                     f"unknown argument(s) for {name}: {', '.join(unknown)}; valid arguments: {', '.join(sorted(known))}"
                 )
-        return await super().call_tool(name, arguments, context)
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError):  # one line per bad field, not pydantic's report
+                parts = []
+                for err in cause.errors():
+                    where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
+                    got = f" (got {err['input']!r})" if err.get("type") != "missing" and "input" in err else ""
+                    parts.append(f"{where}: {err.get('msg', 'invalid')}{got}"[:300])
+                raise ToolError(
+                    f"invalid arguments for {name}: {'; '.join(parts)}; see the tool's inputSchema"
+                ) from cause
+            raise
 
 
 def _fail(exc: BaseException) -> ToolError:
