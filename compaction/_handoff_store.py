@@ -154,9 +154,12 @@ class HandoffStore:
         stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
         return f"{stamp}-{secrets.token_hex(4)}"
 
-    def save(self, result: Any, *, project: str | os.PathLike[str] | None = None) -> StoredHandoff:
+    def save(
+        self, result: Any, *, project: str | os.PathLike[str] | None = None, session_id: str | None = None
+    ) -> StoredHandoff:
         """Store a ``HandoffResult`` (or anything with its fields: text, goal, latest_request,
-        files, tokens, session_id, cwd). ``project`` defaults to the result's ``cwd``."""
+        files, tokens, session_id, cwd). ``project`` defaults to the result's ``cwd``,
+        ``session_id`` to the result's."""
         text = _get(result, "text")
         if not isinstance(text, str) or not text.strip():
             raise InputError("a handoff needs a non-empty text to be stored")
@@ -180,7 +183,7 @@ class HandoffStore:
             created=datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
             created_ts=now,
             project=proj,
-            session_id=_red(_get(result, "session_id")),
+            session_id=_red(session_id if session_id else _get(result, "session_id")),
             goal=_red(_get(result, "goal")),
             latest_request=_red(_get(result, "latest_request")),
             files=files,

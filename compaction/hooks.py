@@ -1,0 +1,670 @@
+"""Claude Code hooks: PreCompact writes a handoff, SessionStart injects it, PostToolUse shrinks
+large tool outputs with the deletion model.
+
+``run_hook(event, stdin_text) -> str`` is the whole contract: it reads the hook's JSON input
+and returns what the hook command prints on stdout (often nothing). It never raises and
+never blocks past its deadline: on any error, timeout or odd input it returns ``""``, so
+Claude Code keeps the original tool output and context (fail open; no session is ever
+lost). Problems go to ``<data_dir>/logs/hooks.log`` and one line to stderr, never stdout.
+
+Events (Claude Code names or kebab-case): ``PreCompact`` / ``pre-compact``,
+``SessionStart`` / ``session-start``, ``PostToolUse`` / ``post-tool-use``.
+
+Knobs (environment):
+
+    CONTEXT_DISTILL_HOOK_MIN_TOKENS        shrink tool outputs above this many tokens (default 3000)
+    CONTEXT_DISTILL_HOOK_RATIO             fraction of tokens kept when shrinking (default 0.3)
+    CONTEXT_DISTILL_HOOK_MIN_KEEP_TOKENS   never shrink below this many tokens (default 1000)
+    CONTEXT_DISTILL_HOOK_MAX_AGE_HOURS     SessionStart injects handoffs younger than this (default 24)
+    CONTEXT_DISTILL_HOOK_PRECOMPACT_ECHO   0: PreCompact prints nothing (default 1: one short line)
+    CONTEXT_DISTILL_HOOKS                  off: every hook does nothing
+    CONTEXT_DISTILL_SCORER                 model (default) or a baseline name, as for the CLI
+
+``install(project_dir)`` merges the hooks block (``HOOKS_SETTINGS``, the same content as
+``manifests/claude-code/settings.json``) into ``<project>/.claude/settings.json`` and the
+server entry into ``<project>/.mcp.json``, keeping everything else; it is idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ._atomic import atomic_write_text
+from ._exceptions import InputError
+
+__all__ = [
+    "run_hook",
+    "install",
+    "HookConfig",
+    "HOOKS_SETTINGS",
+    "MCP_SERVERS",
+    "EVENTS",
+    "canonical_event",
+]
+
+# -- the manifests, as installed into a project ------------------------------------------------
+#: exactly the content of manifests/claude-code/settings.json (a test keeps them equal)
+HOOKS_SETTINGS: dict[str, Any] = {
+    "hooks": {
+        "PreCompact": [
+            {"hooks": [{"type": "command", "command": "context-distill hook PreCompact", "timeout": 60}]}
+        ],
+        "SessionStart": [
+            {
+                "matcher": "compact|clear",
+                "hooks": [{"type": "command", "command": "context-distill hook SessionStart", "timeout": 20}],
+            }
+        ],
+        "PostToolUse": [
+            {
+                "matcher": "Bash|Grep|mcp__.*",
+                "hooks": [{"type": "command", "command": "context-distill hook PostToolUse", "timeout": 30}],
+            }
+        ],
+    }
+}
+#: the .mcp.json entry (manifests/claude-code/.mcp.json)
+SERVER_NAME = "context-distill"
+MCP_SERVERS: dict[str, Any] = {"mcpServers": {SERVER_NAME: {"command": "context-distill", "args": ["serve"]}}}
+_OUR_COMMAND = "context-distill hook"
+
+EVENTS = {"PreCompact": "PreCompact", "SessionStart": "SessionStart", "PostToolUse": "PostToolUse"}
+_ALIASES = {
+    "precompact": "PreCompact",
+    "pre-compact": "PreCompact",
+    "pre_compact": "PreCompact",
+    "sessionstart": "SessionStart",
+    "session-start": "SessionStart",
+    "session_start": "SessionStart",
+    "posttooluse": "PostToolUse",
+    "post-tool-use": "PostToolUse",
+    "post_tool_use": "PostToolUse",
+}
+
+#: each hook's own deadline (seconds), well inside the settings.json timeout
+_DEADLINE_S = {"PreCompact": 45.0, "SessionStart": 12.0, "PostToolUse": 20.0}
+#: Claude Code's limit for injected context is 10,000 characters
+MAX_CONTEXT_CHARS = 9_500
+#: Claude Code's preview of a persisted (>30,000-char) Bash output shows this many characters
+PREVIEW_CHARS = 1_900
+#: larger tool outputs are left alone (too slow to shrink inside the timeout)
+MAX_SHRINK_CHARS = 2_000_000
+_TAIL_BYTES = 256 * 1024
+
+
+def canonical_event(event: object) -> str | None:
+    if not isinstance(event, str):
+        return None
+    e = event.strip()
+    return EVENTS.get(e) or _ALIASES.get(e.lower())
+
+
+# -- configuration ---------------------------------------------------------------------------
+def _num(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        _log("warning", f"{name}={raw!r} is not a number; using {default:g}")
+        return default
+    if not (lo <= v <= hi):
+        _log("warning", f"{name}={raw!r} is outside [{lo:g}, {hi:g}]; using {default:g}")
+        return default
+    return v
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    min_tokens: int = 3000
+    ratio: float = 0.3
+    min_keep_tokens: int = 1000
+    max_age_hours: float = 24.0
+    precompact_echo: bool = True
+    enabled: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "HookConfig":
+        env = os.environ if env is None else env
+        return cls(
+            min_tokens=int(_num(env, "CONTEXT_DISTILL_HOOK_MIN_TOKENS", cls.min_tokens, 1, 10**9)),
+            ratio=_num(env, "CONTEXT_DISTILL_HOOK_RATIO", cls.ratio, 0.01, 1.0),
+            min_keep_tokens=int(_num(env, "CONTEXT_DISTILL_HOOK_MIN_KEEP_TOKENS", cls.min_keep_tokens, 1, 10**9)),
+            max_age_hours=_num(env, "CONTEXT_DISTILL_HOOK_MAX_AGE_HOURS", cls.max_age_hours, 0, 24 * 365 * 10),
+            precompact_echo=(env.get("CONTEXT_DISTILL_HOOK_PRECOMPACT_ECHO", "1").strip().lower() not in ("0", "false", "no", "off")),
+            enabled=(env.get("CONTEXT_DISTILL_HOOKS", "on").strip().lower() not in ("0", "false", "no", "off")),
+        )
+
+
+# -- logging (a file and stderr; never stdout) -------------------------------------------------
+_LOG_MAX_BYTES = 1_000_000
+
+
+def _log_path() -> Path | None:
+    try:
+        from ._config import default_settings
+
+        return default_settings().data_dir / "logs" / "hooks.log"
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _log(level: str, msg: str, *, stderr: bool | None = None) -> None:
+    """Append one line to hooks.log; errors and warnings also go to stderr. Never raises."""
+    line = f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {level} {msg}".replace("\n", " ")
+    try:
+        from ._redact import redact_secrets
+
+        line = redact_secrets(line)
+    except Exception:  # noqa: BLE001
+        pass
+    if stderr is None:
+        stderr = level in ("error", "warning")
+    if stderr:
+        try:
+            print(f"context-distill hook: {msg}", file=sys.__stderr__)
+        except Exception:  # noqa: BLE001
+            pass
+    path = _log_path()
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if path.stat().st_size > _LOG_MAX_BYTES:
+                os.replace(path, path.with_suffix(".log.1"))
+        except FileNotFoundError:
+            pass
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line[:4000] + "\n")
+    except Exception:  # noqa: BLE001 - an unwritable data dir must not break the hook
+        pass
+
+
+# -- the entry point ---------------------------------------------------------------------------
+def run_hook(
+    event: str,
+    stdin_text: str,
+    *,
+    engine: Any = None,
+    store: Any = None,
+    config: HookConfig | None = None,
+    deadline_s: float | None = None,
+) -> str:
+    """Run one Claude Code hook; return its stdout text ("" for nothing). Never raises.
+
+    ``engine`` (a ``compaction.Engine``), ``store`` (a ``HandoffStore``) and ``config`` are
+    for tests and embedding; by default they come from the environment."""
+    try:
+        name = canonical_event(event)
+        if name is None:
+            _log("warning", f"unknown hook event {event!r}; expected PreCompact, SessionStart or PostToolUse")
+            return ""
+        cfg = config or HookConfig.from_env()
+        if not cfg.enabled:
+            return ""
+        if isinstance(stdin_text, bytes):
+            stdin_text = stdin_text.decode("utf-8", "replace")
+        if not isinstance(stdin_text, str) or not stdin_text.strip():
+            _log("warning", f"{name}: empty hook input; nothing done")
+            return ""
+        try:
+            data = json.loads(stdin_text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            _log("warning", f"{name}: hook input is not JSON ({type(exc).__name__}); nothing done")
+            return ""
+        if not isinstance(data, dict):
+            _log("warning", f"{name}: hook input is not a JSON object; nothing done")
+            return ""
+        handler: Callable[..., str] = _HANDLERS[name]
+        limit = deadline_s if deadline_s is not None else _DEADLINE_S[name]
+        out = _with_deadline(lambda: handler(data, cfg, engine=engine, store=store), limit, name)
+        return out if isinstance(out, str) else ""
+    except BaseException as exc:  # noqa: BLE001 - fail open, whatever happened
+        with contextlib.suppress(BaseException):
+            _log("error", f"{event}: failed open: {type(exc).__name__}: {exc}")
+        return ""
+
+
+def _with_deadline(fn: Callable[[], str], seconds: float, name: str) -> str:
+    """Run ``fn`` in a daemon thread; give up (return "") after ``seconds``."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # stray prints must not corrupt our JSON
+                box["out"] = fn()
+        except BaseException as exc:  # noqa: BLE001
+            box["exc"] = exc
+
+    t0 = time.monotonic()
+    th = threading.Thread(target=target, name=f"hook-{name}", daemon=True)
+    th.start()
+    th.join(seconds)
+    if th.is_alive():
+        _log("error", f"{name}: gave up after {seconds:g} s; the agent keeps its original context")
+        return ""
+    if "exc" in box:
+        exc = box["exc"]
+        _log("error", f"{name}: failed open: {type(exc).__name__}: {exc}")
+        return ""
+    _log("info", f"{name}: done in {time.monotonic() - t0:.2f} s", stderr=False)
+    return box.get("out") or ""
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _get_engine(engine: Any) -> Any:
+    if engine is not None:
+        return engine
+    name = os.environ.get("CONTEXT_DISTILL_SCORER", "").strip().lower()
+    if name and name not in ("model", "default"):
+        import compaction
+        from .baselines import BASELINES
+
+        if name not in BASELINES:
+            raise InputError(f"CONTEXT_DISTILL_SCORER={name!r} is not a known scorer")
+        return compaction.Engine(scorer=BASELINES[name])
+    import compaction
+
+    return compaction.get_engine()
+
+
+def _get_store(store: Any) -> Any:
+    if store is not None:
+        return store
+    from ._config import default_settings
+    from ._handoff_store import HandoffStore
+
+    return HandoffStore(default_settings().data_dir)
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def _last_user_prompt(transcript_path: Any) -> str | None:
+    """The last real user prompt in a Claude Code transcript, read from its tail only."""
+    path = _str(transcript_path)
+    if not path:
+        return None
+    try:
+        p = Path(path)
+        if not p.is_file():
+            return None
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            f.seek(max(0, size - _TAIL_BYTES))
+            tail = f.read(_TAIL_BYTES)
+    except OSError:
+        return None
+    lines = tail.split(b"\n")
+    if size > _TAIL_BYTES:
+        lines = lines[1:]  # the first may be cut
+    for raw in reversed(lines):
+        if b'"user"' not in raw:
+            continue
+        try:
+            rec = json.loads(raw)
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(rec, dict) or rec.get("type") != "user" or rec.get("isMeta") or rec.get("isCompactSummary"):
+            continue
+        msg = rec.get("message")
+        content = msg.get("content") if isinstance(msg, dict) else None
+        text = None
+        if isinstance(content, str):
+            text = content
+        elif isinstance(content, list):
+            if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+                continue
+            text = "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+        if text and text.strip() and not text.lstrip().startswith(("<command-", "<local-command", "<system-reminder")):
+            return text.strip()[:2000]
+    return None
+
+
+def _tool_query(data: Mapping[str, Any]) -> str:
+    tool_input = data.get("tool_input")
+    parts: list[str] = []
+    if isinstance(tool_input, dict):
+        for key in ("description", "command", "pattern", "path", "file_path", "query", "prompt", "url"):
+            v = tool_input.get(key)
+            if isinstance(v, str) and v:
+                parts.append(v)
+        if not parts:
+            with contextlib.suppress(Exception):
+                parts.append(json.dumps(tool_input, ensure_ascii=False)[:1000])
+    elif isinstance(tool_input, str):
+        parts.append(tool_input[:1000])
+    prompt = _last_user_prompt(data.get("transcript_path"))
+    if prompt:
+        parts.append(prompt)
+    return "\n".join(parts)[:4000]
+
+
+# -- PostToolUse -------------------------------------------------------------------------------
+def _shrink(text: Any, query: str, cfg: HookConfig, engine: Any) -> str | None:
+    """The compacted text, or None when ``text`` is small, too big, or would not get smaller."""
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_SHRINK_CHARS:
+        return None
+    if len(text) < cfg.min_tokens:  # a token is at least one character: cheap early exit
+        return None
+    eng = _get_engine(engine)
+    tokens = eng.tokenizer.count(text)
+    if tokens <= cfg.min_tokens:
+        return None
+    target = max(int(tokens * cfg.ratio), cfg.min_keep_tokens)
+    if target >= tokens:
+        return None
+    res = eng.compact(text, target_tokens=target, query=query or None)
+    if res.tokens_after >= tokens or not res.omitted_line_ranges:
+        return None
+    _log("info", f"PostToolUse: {tokens} -> {res.tokens_after} tokens ({len(text)} -> {len(res.text)} chars) scorer={res.scorer}", stderr=False)
+    return res.text
+
+
+def _read_persisted(path: str) -> str | None:
+    """The full output Claude Code saved for a >30,000-char Bash result (None if unreadable)."""
+    try:
+        p = Path(path)
+        if not p.is_file() or p.stat().st_size > MAX_SHRINK_CHARS:
+            return None
+        return p.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def _shrink_to_chars(text: Any, query: str, engine: Any, limit: int) -> str | None:
+    """Compact ``text`` until it fits ``limit`` characters (a few tries), or None."""
+    if not isinstance(text, str) or len(text) <= limit or len(text) > MAX_SHRINK_CHARS:
+        return None
+    eng = _get_engine(engine)
+    tokens = eng.tokenizer.count(text)
+    target = min(tokens - 1, max(1, limit // 4))
+    best = None
+    for _ in range(5):
+        if target < 40:
+            break
+        res = eng.compact(text, target_tokens=target, query=query or None)
+        if len(res.text) <= limit:
+            if best is None or len(res.text) > len(best.text):
+                best = res
+            if len(res.text) >= 0.8 * limit or best is not res:
+                break
+            target = min(tokens - 1, int(target * limit / max(len(res.text), 1) * 0.9))  # room left: grow once
+        else:
+            if best is not None:
+                break
+            target = int(target * limit / len(res.text) * 0.9)
+    if best is None:
+        return None
+    _log("info", f"PostToolUse: persisted output {tokens} -> {best.tokens_after} tokens ({len(text)} -> {len(best.text)} chars) scorer={best.scorer}", stderr=False)
+    return best.text
+
+
+def _is_ours(data: Mapping[str, Any]) -> bool:
+    tool = data.get("tool_name") or ""
+    server = data.get("mcp_server")
+    sname = server.get("name") if isinstance(server, dict) else None
+    return sname == SERVER_NAME or tool.startswith(f"mcp__{SERVER_NAME}__") or tool.startswith("mcp__context_distill__")
+
+
+def _mcp_text(resp: str) -> str:
+    """An MCP tool's response (a JSON string): the text of its content blocks, or the string itself."""
+    try:
+        value = json.loads(resp)
+    except (ValueError, RecursionError):
+        return resp
+    blocks = value.get("content") if isinstance(value, dict) and isinstance(value.get("content"), list) else value
+    if isinstance(blocks, list) and blocks and all(isinstance(b, dict) and b.get("type") == "text" for b in blocks):
+        return "\n".join(str(b.get("text", "")) for b in blocks)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)) and "\n" not in resp.strip():
+        # one-line JSON: one line per key/item so that lines can be chosen
+        with contextlib.suppress(Exception):
+            return json.dumps(value, indent=1, ensure_ascii=False)
+    return resp
+
+
+def _updated(output: Any) -> str:
+    return json.dumps(
+        {"hookSpecificOutput": {"hookEventName": "PostToolUse", "updatedToolOutput": output}}, ensure_ascii=False
+    )
+
+
+def _post_tool_use(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> str:
+    tool = data.get("tool_name")
+    if not isinstance(tool, str) or _is_ours(data):
+        return ""
+    resp = data.get("tool_response")
+    query = None
+
+    def q() -> str:
+        nonlocal query
+        if query is None:
+            query = _tool_query(data)
+        return query
+
+    if tool == "Bash" or (
+        isinstance(resp, dict) and isinstance(resp.get("stdout"), str) and isinstance(resp.get("stderr"), str)
+    ):
+        if not (isinstance(resp, dict) and isinstance(resp.get("stdout"), str)):
+            return ""
+        new = dict(resp)
+        changed = False
+        persisted = resp.get("persistedOutputPath")
+        for key in ("stdout", "stderr"):
+            if key == "stdout" and isinstance(persisted, str) and persisted:
+                # Over 30,000 chars Claude Code shows the model only a 2,000-char preview of our
+                # replacement (inside <persisted-output>), so the whole output is distilled to fit it.
+                full = _read_persisted(persisted)
+                shrunk = _shrink_to_chars(full if full is not None else resp["stdout"], q(), engine, PREVIEW_CHARS)
+            else:
+                shrunk = _shrink(resp.get(key), q(), cfg, engine)
+            if shrunk is not None:
+                new[key] = shrunk
+                changed = True
+        if not changed:
+            return ""
+        new.setdefault("stderr", "")
+        new.setdefault("interrupted", False)
+        return _updated(new)
+    if tool == "Grep" and isinstance(resp, dict) and resp.get("mode") == "content" and isinstance(resp.get("content"), str):
+        shrunk = _shrink(resp["content"], q(), cfg, engine)
+        if shrunk is None:
+            return ""
+        new = dict(resp)
+        new["content"] = shrunk
+        return _updated(new)
+    if tool.startswith("mcp__") and isinstance(resp, str):
+        # structured content arrives as a JSON string; a string answer is accepted
+        shrunk = _shrink(_mcp_text(resp), q(), cfg, engine)
+        return _updated(shrunk) if shrunk is not None else ""
+    if tool.startswith("mcp__") and isinstance(resp, list) and resp and all(isinstance(b, dict) for b in resp):
+        # text content arrives as the MCP content blocks; answer in the same shape: the text
+        # blocks become one shrunk text block, other blocks (images, resources) stay
+        texts = [b for b in resp if b.get("type") == "text" and isinstance(b.get("text"), str)]
+        if not texts:
+            return ""
+        shrunk = _shrink("\n".join(b["text"] for b in texts), q(), cfg, engine)
+        if shrunk is None:
+            return ""
+        new_blocks: list[Any] = []
+        for b in resp:
+            if b is texts[0]:
+                new_blocks.append({**b, "text": shrunk})
+            elif all(b is not t for t in texts):
+                new_blocks.append(b)
+        return _updated(new_blocks)
+    return ""  # other tools: their output shapes are left alone
+
+
+# -- PreCompact --------------------------------------------------------------------------------
+def _pre_compact(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> str:
+    tp = _str(data.get("transcript_path"))
+    if not tp or not Path(tp).is_file():
+        _log("warning", f"PreCompact: no transcript at {tp!r}; no handoff written")
+        return ""
+    import compaction
+
+    make_handoff = getattr(compaction, "make_handoff", None)
+    if make_handoff is None:
+        _log("warning", "PreCompact: this build has no make_handoff; no handoff written")
+        return ""
+    result = make_handoff(Path(tp), engine=_get_engine(engine))
+    cwd = _str(data.get("cwd")) or _str(getattr(result, "cwd", None))
+    st = _get_store(store)
+    stored = st.save(result, project=cwd, session_id=_str(data.get("session_id")))
+    _log(
+        "info",
+        f"PreCompact ({data.get('trigger')}): saved handoff {stored.id} for {cwd} "
+        f"({len(stored.text)} chars, {len(stored.files)} files)",
+        stderr=False,
+    )
+    if not cfg.precompact_echo:
+        return ""
+    # Plain stdout of PreCompact is appended to Claude Code's summarizer prompt ("Additional
+    # Instructions"); one short line that keeps the files we ranked in its summary.
+    files = [f.path for f in stored.files[:8]]
+    line = "context-distill saved a handoff of this session (handoff://" + stored.id + "); it is re-injected after compaction."
+    if files:
+        line += " Keep these files, with what happened to them, in the summary: " + ", ".join(files) + "."
+    return line[:1000] + "\n"
+
+
+# -- SessionStart ------------------------------------------------------------------------------
+def _session_start(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> str:
+    source = data.get("source")
+    if source not in ("compact", "clear"):
+        return ""
+    cwd = _str(data.get("cwd"))
+    if not cwd:
+        _log("warning", "SessionStart: no cwd in the hook input; nothing injected")
+        return ""
+    st = _get_store(store)
+    item = None
+    sid = _str(data.get("session_id"))
+    if source == "compact" and sid:
+        item = st.latest(cwd, session_id=sid)  # the one PreCompact just wrote
+    if item is None:
+        item = st.latest(cwd)
+    if item is None:
+        _log("info", f"SessionStart ({source}): no handoff stored for {cwd}", stderr=False)
+        return ""
+    age_h = (time.time() - item.created_ts) / 3600
+    if cfg.max_age_hours and age_h > cfg.max_age_hours:
+        _log("info", f"SessionStart ({source}): latest handoff {item.id} is {age_h:.1f} h old; not injected", stderr=False)
+        return ""
+    header = (
+        f"context-distill handoff {item.id} (saved {item.created}, before the "
+        f"{'compaction' if source == 'compact' else '/clear'}); full text: resource handoff://{item.id}\n\n"
+    )
+    text = item.text
+    room = MAX_CONTEXT_CHARS - len(header)
+    if len(text) > room:
+        text = text[: room - 40].rstrip() + "\n[... handoff cut to fit ...]"
+    context = header + text
+    _log("info", f"SessionStart ({source}): injected handoff {item.id} ({len(context)} chars)", stderr=False)
+    return json.dumps(
+        {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}}, ensure_ascii=False
+    )
+
+
+_HANDLERS: dict[str, Callable[..., str]] = {
+    "PreCompact": _pre_compact,
+    "SessionStart": _session_start,
+    "PostToolUse": _post_tool_use,
+}
+
+
+# -- install -----------------------------------------------------------------------------------
+def _read_json_object(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}; fix or move it, then run install-hooks again") from None
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path} is not valid JSON (line {exc.lineno}); fix it, then run install-hooks again (nothing was changed)"
+        ) from None
+    if not isinstance(value, dict):
+        raise InputError(f"{path} does not hold a JSON object; fix it, then run install-hooks again (nothing was changed)")
+    return value
+
+
+def _is_our_group(group: Any) -> bool:
+    if not isinstance(group, dict):
+        return False
+    hooks = group.get("hooks")
+    return isinstance(hooks, list) and any(
+        isinstance(h, dict) and isinstance(h.get("command"), str) and _OUR_COMMAND in h["command"] for h in hooks
+    )
+
+
+def merged_settings(existing: Mapping[str, Any]) -> dict[str, Any]:
+    """``existing`` settings with our hooks block merged in: our previous groups replaced,
+    everything else kept in order."""
+    out = copy.deepcopy(dict(existing))
+    hooks = out.get("hooks")
+    if hooks is None:
+        hooks = {}
+    if not isinstance(hooks, dict):
+        raise InputError("the project's .claude/settings.json has a 'hooks' value that is not an object; fix it first")
+    for event, groups in HOOKS_SETTINGS["hooks"].items():
+        current = hooks.get(event)
+        if current is None:
+            current = []
+        if not isinstance(current, list):
+            raise InputError(f"the project's .claude/settings.json has hooks.{event} that is not a list; fix it first")
+        hooks[event] = [g for g in current if not _is_our_group(g)] + copy.deepcopy(groups)
+    out["hooks"] = hooks
+    return out
+
+
+def merged_mcp(existing: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(existing))
+    servers = out.get("mcpServers")
+    if servers is None:
+        servers = {}
+    if not isinstance(servers, dict):
+        raise InputError("the project's .mcp.json has an 'mcpServers' value that is not an object; fix it first")
+    servers[SERVER_NAME] = copy.deepcopy(MCP_SERVERS["mcpServers"][SERVER_NAME])
+    out["mcpServers"] = servers
+    return out
+
+
+def install(project_dir: str | os.PathLike[str]) -> list[Path]:
+    """Merge the hooks into ``<project>/.claude/settings.json`` and the server into
+    ``<project>/.mcp.json`` (atomic writes, other settings and servers kept). Returns both paths."""
+    root = Path(project_dir).expanduser()
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; give the project folder to install into")
+    settings_path = root / ".claude" / "settings.json"
+    mcp_path = root / ".mcp.json"
+    # read and merge both before writing either: a broken file changes nothing
+    settings = merged_settings(_read_json_object(settings_path))
+    mcp = merged_mcp(_read_json_object(mcp_path))
+    try:
+        atomic_write_text(settings_path, json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(mcp_path, json.dumps(mcp, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write into {root}: {exc.strerror or exc}") from None
+    return [settings_path, mcp_path]
