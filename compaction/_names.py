@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["extract_names", "NAME_SPLIT"]
+__all__ = ["extract_names", "looks_like_file", "NAME_SPLIT"]
 
 NAME_SPLIT = re.compile(r"[\s`'\"()\[\]{}<>,;|=!?*^$&+]+")
 _STRIP = ".:,;!?-"
-_EXT = re.compile(r"^[\w.-]*\w\.[A-Za-z][A-Za-z0-9]{0,5}$")
+_ARITY = re.compile(r"/\d+$")
+_STEM = re.compile(r"^[\w.-]*\w$")
 _TASK = re.compile(r"^(?:[A-Za-z][A-Za-z0-9]*-(?=[A-Za-z0-9]*\d)[A-Za-z0-9]+(?:\.\d+)*|#\d+)$")
 _SNAKE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+[?!]?$|^_[a-z][A-Za-z0-9_]+$")
 _CAMEL = re.compile(r"^[A-Za-z]*[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*$|^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+$")
@@ -41,28 +42,35 @@ def _clean(tok: str) -> str:
     tok = tok.strip(_STRIP)
     if tok.endswith("()"):
         tok = tok[:-2]
-    tok = re.sub(r"/\d+$", "", tok)  # arity: set_error/2
+    if "/" in tok and tok[-1:].isdigit():
+        tok = _ARITY.sub("", tok)  # arity: set_error/2
     tok = tok.lstrip(":@%")
     return tok.strip(_STRIP)
 
 
 def _is_name(tok: str) -> bool:
-    if len(tok) < 3 or len(tok) > 200 or not re.search(r"[A-Za-z]", tok):
-        return False
-    if _VERSIONISH.match(tok):
+    n = len(tok)
+    if n < 3 or n > 200:
         return False
     if "/" in tok:
         if not re.search(r"[A-Za-z]{2}", tok) or tok.startswith("//") or tok.count("/") >= 30:
             return False
         segs = [s for s in tok.split("/") if s]
-        if all(s[:1].isupper() and s[1:].isalpha() for s in segs):
+        if not segs or all(s[:1].isupper() and s[1:].isalpha() for s in segs):
             return False  # prose like "Elixir/Phoenix/Ash"
         return tok[0] in "/~." or "." in segs[-1] or "_" in tok or "-" in tok or len(segs) >= 3 or tok.endswith("/")
+    if n > 100:
+        return False
+    # cheap test first: a name needs one of . _ - # or an inner capital
+    if not ("." in tok or "_" in tok or "-" in tok or tok[0] == "#" or any(c.isupper() for c in tok[1:])):
+        return False
+    if not any(c.isalpha() for c in tok) or _VERSIONISH.match(tok):
+        return False
     if _TASK.match(tok):
         return True
-    if _EXT.match(tok):
-        ext = tok.rsplit(".", 1)[1].lower()
-        if ext in _FILE_EXTS and tok.lower() not in _COMMON_EXT_WORDS:
+    if "." in tok:
+        stem, ext = tok.rsplit(".", 1)
+        if ext.lower() in _FILE_EXTS and stem and tok.lower() not in _COMMON_EXT_WORDS and _STEM.match(stem):
             return True
     if _SNAKE.match(tok) or _CAMEL.match(tok):
         return True
@@ -72,6 +80,12 @@ def _is_name(tok: str) -> bool:
             p.islower() and len(p) <= 3 for p in parts
         )
     return False
+
+
+def looks_like_file(name: str) -> bool:
+    """A name that is a path or a file name with a known extension."""
+    last = name.rstrip("/").rsplit("/", 1)[-1]
+    return "." in last and last.rsplit(".", 1)[1].lower() in _FILE_EXTS
 
 
 def extract_names(text: str) -> set[str]:

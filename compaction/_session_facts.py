@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ._names import extract_names
+from ._names import extract_names, looks_like_file
 from .transcripts import EDIT_TOOLS, Transcript
 from .transcripts._render import tool_input_text
 
@@ -90,7 +90,6 @@ _CMD_ARGS = re.compile(r"<command-args>(.*?)</command-args>", re.DOTALL)
 _NOT_TYPED = ("<local-command-stdout>", "<local-command-caveat>", "<local-command-stderr>", "[Request interrupted")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*\"'(\[])")
 _LIST_MARK = re.compile(r"^(?:[-*+]\s+|#{1,6}\s+|\d+[.)]\s+)+")
-_PATHLIKE = re.compile(r"(?:[\w@.+~-]+/)*[\w@.+-]+\.[A-Za-z][A-Za-z0-9]{0,5}\b")
 
 
 def clip_line(line: str, limit: int = MAX_LINE_CHARS) -> str:
@@ -244,14 +243,15 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                 for piece in _split_text(body):
                     if _DECISION.search(piece):
                         add(DECISIONS, piece, "user", i, 1.2)
-                for p in _PATHLIKE.findall(r.text):
-                    file(p, i).mentions += 1
+                for p in extract_names(r.text):
+                    if looks_like_file(p):
+                        file(p, i).mentions += 1
         elif k == "assistant":
             last_assistant = i
             names = extract_names(e.text)
             agent_names.update(names)
-            for p in _PATHLIKE.findall(e.text):
-                if "/" in p or "." in p:
+            for p in names:
+                if looks_like_file(p):
                     file(p, i).mentions += 1
             after_error = pending_error is not None and i - pending_error[0] <= 8
             for j, piece in enumerate(_split_text(e.text)):
@@ -328,8 +328,8 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                         (1.0 if e.is_error else 0.5) - 0.1 * shown,
                         names=frozenset(extract_names(ln)),
                     )
-                    for p in _PATHLIKE.findall(ln):
-                        if "/" in p:
+                    for p in extract_names(ln):
+                        if "/" in p and looks_like_file(p):
                             fail_mentions[_rel(p, cwd)] += 1
                 if call is not None and isinstance(call.input, dict):
                     fp = call.input.get("file_path")

@@ -258,7 +258,7 @@ def _render_recent_event(d: Distiller, e: Any, query: str, cap: int) -> list[str
         return [f"- [{e.name}] {clip_line(first[0] if first else '', 200)}"]
     if k == "tool_result":
         if not e.text.strip():
-            return [f"- [result {e.tool_name or 'tool'}] (empty)"]
+            return [f"- [empty result {e.tool_name or 'tool'}]"]
         lines = d.fit(e.text, max(24, cap // 3), query)
         tag = "error" if e.is_error else "result"
         return [f"- [{tag} {e.tool_name or 'tool'}]"] + ["    " + ln for ln in lines]

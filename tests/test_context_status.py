@@ -1,0 +1,90 @@
+"""context_status: usage fields vs counted tokens, limits, recommendation thresholds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compaction import InputError, context_status, get_tokenizer
+from compaction._context_status import COMPACT_AT, HANDOFF_AT, recommend
+from compaction.transcripts import read_transcript, render_transcript
+
+FIX = Path(__file__).parent / "fixtures" / "claude-code"
+
+
+def cc_session(tmp_path: Path, used: int, *, model: str = "claude-opus-4-6", boundary_after: bool = False) -> Path:
+    recs = [
+        {"type": "user", "sessionId": "s1", "cwd": "/w", "message": {"role": "user", "content": "fix the build"}},
+        {
+            "type": "assistant",
+            "sessionId": "s1",
+            "message": {
+                "id": "msg_1",
+                "model": model,
+                "role": "assistant",
+                "content": [{"type": "text", "text": "On it."}],
+                "usage": {"input_tokens": 10, "cache_read_input_tokens": used - 110, "cache_creation_input_tokens": 100, "output_tokens": 5},
+            },
+        },
+    ]
+    if boundary_after:
+        recs += [
+            {"type": "system", "subtype": "compact_boundary", "compactMetadata": {"trigger": "auto", "preTokens": used}},
+            {"type": "user", "isCompactSummary": True, "message": {"role": "user", "content": "Summary: the build was fixed."}},
+        ]
+    p = tmp_path / "s.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n", encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize(
+    "used, rec",
+    [(1_000, "fine"), (119_999, "fine"), (120_000, "compact"), (169_999, "compact"), (170_000, "handoff"), (199_000, "handoff")],
+)
+def test_thresholds_from_usage_fields(tmp_path, used, rec):
+    s = context_status(cc_session(tmp_path, used))
+    assert s.source == "usage" and s.tokens_used == used
+    assert s.limit_tokens == 200_000 and s.limit_source == "model"
+    assert s.recommendation == rec
+    assert s.fraction == pytest.approx(used / 200_000, abs=1e-4)
+    assert "\n" not in s.message and f"{used:,}" in s.message
+
+
+def test_recommend_boundaries():
+    assert (COMPACT_AT, HANDOFF_AT) == (0.60, 0.85)
+    assert [recommend(x) for x in (0.0, 0.5999, 0.60, 0.8499, 0.85, 1.3)] == [
+        "fine", "fine", "compact", "compact", "handoff", "handoff"
+    ]
+
+
+def test_limit_argument_and_unknown_model(tmp_path):
+    s = context_status(cc_session(tmp_path, 50_000), limit_tokens=60_000)
+    assert s.limit_tokens == 60_000 and s.recommendation == "compact" and s.limit_source == "argument"
+    s = context_status(cc_session(tmp_path, 50_000, model="some-local-model"))
+    assert s.limit_tokens == 200_000 and s.limit_source == "default"
+    s = context_status(cc_session(tmp_path, 500_000, model="gpt-4.1-mini"))
+    assert s.limit_tokens == 1_047_576 and s.recommendation == "fine"
+    with pytest.raises(InputError):
+        context_status(cc_session(tmp_path, 10), limit_tokens=0)
+
+
+def test_counted_after_compaction_and_without_usage(tmp_path):
+    s = context_status(cc_session(tmp_path, 180_000, boundary_after=True))
+    assert s.source == "counted"  # the usage predates the compaction, so it no longer applies
+    assert s.tokens_used == get_tokenizer().count("[compact summary]\nSummary: the build was fixed.")
+    msgs = [{"role": "user", "content": "hello " * 500}, {"role": "assistant", "content": "hi"}]
+    t = read_transcript(msgs)
+    n = get_tokenizer().count(render_transcript(t.events))
+    s = context_status(msgs, limit_tokens=int(n / 0.7))
+    assert s.source == "counted" and s.tokens_used == n
+    assert s.recommendation == "compact"
+
+
+def test_real_fixture_uses_latest_usage():
+    recs = [json.loads(x) for x in (FIX / "tool_heavy.jsonl").read_text(encoding="utf-8").splitlines()]
+    u = [r for r in recs if r.get("type") == "assistant"][-1]["message"]["usage"]
+    s = context_status(FIX / "tool_heavy.jsonl")
+    assert s.tokens_used == u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"]
+    assert s.recommendation == "fine" and s.model == "claude-opus-4-6"

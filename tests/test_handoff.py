@@ -1,0 +1,83 @@
+"""make_handoff: goal, latest request, ranked files, size limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compaction import Engine, HandoffResult, InputError, get_tokenizer, make_handoff, read_transcript
+from compaction.baselines import BM25Scorer
+from compaction.transcripts import EDIT_TOOLS
+
+FIX = Path(__file__).parent / "fixtures" / "claude-code"
+MAIN = "transcripts/claude-code/ae4a77f8-aedd-4bc1-888f-c94edc91af04.jsonl"
+
+
+@pytest.fixture
+def engine():
+    return Engine(scorer=BM25Scorer(), store=False)
+
+
+def edited(t) -> set[str]:
+    cwd = t.cwd.rstrip("/") + "/"
+    out = set()
+    for e in t.events:
+        if e.kind == "tool_call" and e.name in EDIT_TOOLS and isinstance(e.input.get("file_path"), str):
+            out.add(e.input["file_path"].removeprefix(cwd))
+    return out
+
+
+def test_fixture_handoff_carries_goal_and_latest_request(engine):
+    h = make_handoff(FIX / "tool_heavy.jsonl", engine=engine)
+    assert isinstance(h, HandoffResult)
+    assert h.goal == "start phoenix in background"
+    assert h.latest_request.startswith("scrolling back in xterm.js still does not work")
+    assert "## Goal\nstart phoenix in background" in h.text
+    assert h.latest_request in h.text
+    assert len(h.text) < 10_000 and h.tokens == get_tokenizer().count(h.text) <= 2000
+    assert h.cwd == "/home/marco/projects/spotter" and h.session_id
+
+
+def test_explicit_goal_wins(engine):
+    h = make_handoff(FIX / "short.jsonl", goal="Make `mix phx.server` start again", engine=engine)
+    assert h.goal == "Make `mix phx.server` start again"
+    assert "## Goal\nMake `mix phx.server` start again" in h.text
+    with pytest.raises(InputError):
+        make_handoff(FIX / "short.jsonl", budget_tokens=10, engine=engine)
+
+
+def test_main_session_files_ranked_short_and_complete(shared_data, engine):
+    t = read_transcript(shared_data / MAIN)
+    h = make_handoff(t, engine=engine)
+    want = edited(t)
+    got = [f.path for f in h.files]
+    assert len(want) >= 15
+    assert len(want & set(got)) / len(want) >= 0.9
+    assert len(got) <= 25  # a short list, not the 100+ paths the session touched
+    assert all("edited" in f.reasons for f in h.files if f.path in want)
+    assert [f.score for f in h.files] == sorted((f.score for f in h.files), reverse=True)
+    assert len(h.text) < 10_000 and h.tokens <= 2000
+    assert "Work on bead spotter-4te" in h.text and "continue implementation" in h.text
+
+
+@pytest.mark.parametrize("budget", [200, 2000, 50_000])
+def test_never_over_10000_chars_even_for_huge_messages(engine, budget):
+    big = "\n".join(f"line {i}: " + "x" * 150 for i in range(400))
+    msgs = []
+    for k in range(30):
+        msgs += [
+            {"role": "user", "content": f"request {k}:\n{big}"},
+            {"role": "assistant", "content": f"Working on request {k}. I decided to keep the API stable.\n{big}"},
+        ]
+    h = make_handoff(msgs, budget_tokens=budget, engine=engine)
+    assert len(h.text) < 10_000
+    assert h.goal.startswith("request 0:")
+
+
+def test_secret_in_goal_is_redacted(engine, tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps([{"role": "user", "content": "use token ghp_" + "a" * 36 + " to push"}]), encoding="utf-8")
+    h = make_handoff(p, engine=engine)
+    assert "ghp_" + "a" * 36 not in h.text and "[REDACTED:github-token]" in h.text

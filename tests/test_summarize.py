@@ -1,0 +1,186 @@
+"""summarize: sections, every user message, verbatim lines, budgets, LLM fallback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from compaction import EmptyInputError, Engine, InputError, get_tokenizer, is_marker_line, read_transcript, summarize
+from compaction._names import extract_names
+from compaction._session_facts import ELLIPSIS, SECTIONS
+from compaction._summarize import RECENT
+from compaction.baselines import BM25Scorer
+from compaction.transcripts import render_transcript
+
+FIX = Path(__file__).parent / "fixtures" / "claude-code"
+MAIN = "transcripts/claude-code/ae4a77f8-aedd-4bc1-888f-c94edc91af04.jsonl"
+_LABEL = re.compile(r"^\s*(?:- )?(?:\[[^\]\n]*\] ?)?")
+
+
+@pytest.fixture
+def engine():
+    return Engine(scorer=BM25Scorer(), store=False)
+
+
+def corpus(t) -> str:
+    parts = [render_transcript(t.events)]
+    parts += [v for e in t.events if e.kind == "tool_call" for v in e.input.values() if isinstance(v, str)]
+    return "\n".join(parts)
+
+
+def not_verbatim(summary: str, text: str) -> list[str]:
+    bad = []
+    for line in summary.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#") or s == "(none found)" or is_marker_line(s):
+            continue
+        body = _LABEL.sub("", line, count=1).removesuffix(ELLIPSIS).strip()
+        if body and body not in text:
+            bad.append(line)
+    return bad
+
+
+def section(text: str, heading: str) -> str:
+    m = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert m, f"no section {heading!r}"
+    return m.group(1)
+
+
+def typed_user_messages(t) -> list[str]:
+    out = []
+    for e in t.events:
+        if e.kind != "user" or e.is_meta or e.text.startswith(("<local-command", "[Request interrupted")):
+            continue
+        m = re.search(r"<command-args>(.*?)</command-args>", e.text, re.S)
+        out.append(m.group(1).strip() if e.command and m else e.text.strip())
+    return out
+
+
+@pytest.mark.parametrize("name", ["short.jsonl", "tool_heavy.jsonl"])
+def test_sections_in_order_every_user_message_verbatim(name, engine):
+    t = read_transcript(FIX / name)
+    r = summarize(FIX / name, engine=engine)
+    assert r.backend == "embedded" and r.format == "claude-code"
+    heads = re.findall(r"^## (.+)$", r.text, re.M)
+    assert heads[: len(SECTIONS)] == list(SECTIONS)
+    assert list(r.sections)[: len(SECTIONS)] == list(SECTIONS)
+    users = section(r.text, "All user messages")
+    msgs = typed_user_messages(t)
+    assert msgs and all(m in users for m in msgs if m)
+    assert r.tokens == get_tokenizer().count(r.text)
+    assert r.transcript_tokens == get_tokenizer().count(render_transcript(t.events))
+    assert not_verbatim(r.text, corpus(t)) == []
+
+
+def test_recent_turns_are_verbatim_and_optional(engine):
+    r = summarize(FIX / "tool_heavy.jsonl", engine=engine, recent_turns=2)
+    assert r.recent_turns == 2 and f"## {RECENT}" in r.text and RECENT in r.sections
+    r0 = summarize(FIX / "tool_heavy.jsonl", engine=engine, recent_turns=0)
+    assert r0.recent_turns == 0 and f"## {RECENT}" not in r0.text
+
+
+def test_main_session_budget_ratio_and_verbatim(shared_data, engine):
+    t = read_transcript(shared_data / MAIN)
+    r = summarize(t, engine=engine)
+    assert r.tokens <= r.budget_tokens
+    assert r.tokens <= 0.15 * r.transcript_tokens
+    assert not_verbatim(r.text, corpus(t)) == []
+    edited = section(r.text, "Key files and code")
+    assert "lib/spotter/telemetry/otel.ex" in edited and "mix.exs" in edited
+
+
+def test_against_claude_codes_own_summary(shared_data, engine):
+    """Before the compact boundary, ours names >= 80% of what Claude Code's summary names,
+    at <= 1.5x its size, nothing invented."""
+    full = read_transcript(shared_data / MAIN)
+    cc = next(e.text for e in full.events if e.kind == "compact_summary")
+    before = full.before_boundary(-1)
+    text = corpus(before)
+    names = {n for n in extract_names(cc) if n in text}
+    assert len(names) > 50
+    r = summarize(before, engine=engine)
+    assert r.tokens <= 1.5 * get_tokenizer().count(cc)
+    recall = sum(1 for n in names if n in r.text) / len(names)
+    assert recall >= 0.80, sorted(n for n in names if n not in r.text)
+    assert not_verbatim(r.text, text) == []
+
+
+class RaisingBackend:
+    name = "raising-test-backend"
+
+    def __init__(self):
+        self.calls = 0
+
+    def complete(self, *, system: str, prompt: str, max_tokens: int) -> str:
+        self.calls += 1
+        raise TimeoutError("the endpoint did not answer in 30 s")
+
+
+class GarbageBackend:
+    name = "garbage-test-backend"
+
+    def complete(self, *, system: str, prompt: str, max_tokens: int) -> str:
+        return "Sure! Here is a summary: the user did some things. <|endoftext|>"
+
+
+class SectionsBackend:
+    """Answers with every section; copies the user messages from the prompt unless told not to."""
+
+    name = "sections-test-backend"
+
+    def __init__(self, keep_users: bool = True):
+        self.keep_users = keep_users
+        self.prompts: list[str] = []
+
+    def complete(self, *, system: str, prompt: str, max_tokens: int) -> str:
+        self.prompts.append(prompt)
+        users = prompt.split("Every message the user typed, verbatim:\n", 1)[1].split("\n\nWrite the summary", 1)[0]
+        out = []
+        for s in SECTIONS:
+            body = users if (s == "All user messages" and self.keep_users) else f"Written by the model for {s}."
+            out.append(f"## {s}\n{body}")
+        return "\n\n".join(out)
+
+
+@pytest.mark.parametrize("backend", [RaisingBackend(), GarbageBackend()])
+def test_llm_failure_falls_back_to_embedded(backend, engine):
+    r = summarize(FIX / "tool_heavy.jsonl", engine=engine, backend=backend)
+    assert r.backend == "embedded"
+    assert any(backend.name in w and "embedded" in w for w in r.warnings)
+    assert re.findall(r"^## (.+)$", r.text, re.M)[: len(SECTIONS)] == list(SECTIONS)
+    if isinstance(backend, RaisingBackend):
+        assert backend.calls == 1
+
+
+def test_llm_backend_writes_sections_from_compacted_history(engine):
+    b = SectionsBackend()
+    r = summarize(FIX / "tool_heavy.jsonl", engine=engine, backend=b)
+    assert r.backend == "sections-test-backend" and not r.warnings
+    assert "Written by the model for Key files and code." in r.sections["Key files and code"]
+    assert "<transcript>" in b.prompts[0] and "start phoenix in background" in b.prompts[0]
+    assert "start phoenix in background" in r.sections["All user messages"]
+
+
+def test_llm_that_drops_user_messages_gets_the_verbatim_list(engine):
+    r = summarize(FIX / "tool_heavy.jsonl", engine=engine, backend=SectionsBackend(keep_users=False))
+    assert r.backend == "sections-test-backend"
+    assert "start phoenix in background" in r.sections["All user messages"]
+    assert any("left out user messages" in w for w in r.warnings)
+
+
+def test_secrets_are_redacted_and_bad_input_is_clear(engine):
+    key = "sk-proj-" + "A1b2C3d4" * 5
+    msgs = [
+        {"role": "user", "content": f"deploy with OPENAI_API_KEY={key} please"},
+        {"role": "assistant", "content": "Deploying now; the key must never be logged."},
+    ]
+    r = summarize(msgs, engine=engine)
+    assert key not in r.text and "[REDACTED:openai-key]" in r.text
+    with pytest.raises(EmptyInputError):
+        summarize([], engine=engine)
+    with pytest.raises(InputError):
+        summarize(msgs, engine=engine, budget_tokens=5)
+    with pytest.raises(InputError):
+        summarize(msgs, engine=engine, recent_turns=-1)

@@ -1,0 +1,189 @@
+"""Transcript readers on real Claude Code sessions and on message/text shapes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compaction import BinaryInputError, InputError, TranscriptError, read_transcript
+from compaction.transcripts import CompactSummary, ToolCall, ToolResult, UserText
+
+FIX = Path(__file__).parent / "fixtures" / "claude-code"
+MAIN = "transcripts/claude-code/ae4a77f8-aedd-4bc1-888f-c94edc91af04.jsonl"
+
+
+def raw_tool_results(path: Path) -> list[dict]:
+    """Every tool_result block in the file, found without our reader."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        msg = rec.get("message") or {}
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if rec.get("type") == "user" and isinstance(content, list):
+            out.extend(b for b in content if isinstance(b, dict) and b.get("type") == "tool_result")
+    return out
+
+
+def raw_text(content) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(b.get("text", "") for b in content or [] if isinstance(b, dict) and "text" in b)
+
+
+@pytest.mark.parametrize("name", ["short.jsonl", "tool_heavy.jsonl"])
+def test_fixture_tool_results_read_in_full(name):
+    path = FIX / name
+    t = read_transcript(path)
+    raw = raw_tool_results(path)
+    assert t.format == "claude-code"
+    assert len(t.tool_results) == len(raw) > 0
+    assert [r.text for r in t.tool_results] == [raw_text(b.get("content")) for b in raw]
+    assert all(r.tool_name for r in t.tool_results)  # every result matched to its call
+    assert t.skipped == 0
+    assert t.session_id and t.cwd
+
+
+def test_main_session_every_tool_result_in_full(shared_data):
+    path = shared_data / MAIN
+    t = read_transcript(path)
+    raw = raw_tool_results(path)
+    assert len(raw) == 242 and len(t.tool_results) == 242
+    assert sum(len(r.text) for r in t.tool_results) == sum(len(raw_text(b.get("content"))) for b in raw)
+    assert sum(1 for r in t.tool_results if r.is_error) == sum(1 for b in raw if b.get("is_error"))
+    calls = {c.id: c.name for c in t.tool_calls}
+    assert all(r.tool_name == calls[r.tool_use_id] for r in t.tool_results)
+    # structured toolUseResult: Edit patches, Read file paths, Bash stdout
+    edits = [r for r in t.tool_results if r.tool_name == "Edit" and not r.is_error]
+    assert edits and all(r.patch and r.patch.startswith("@@") and r.file_path for r in edits)
+    assert all(r.stdout is not None for r in t.tool_results if r.tool_name == "Bash" and not r.is_error)
+    assert all(r.file_path for r in t.tool_results if r.tool_name == "Read" and not r.is_error)
+
+
+def test_main_session_compaction_meta_usage_and_subagents(shared_data):
+    path = shared_data / MAIN
+    recs = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    t = read_transcript(path)
+    assert len(t.boundaries) == 1
+    b = t.boundaries[0]
+    assert t.events[b].pre_tokens == 142431 and t.events[b].trigger == "manual"
+    summaries = [e for e in t.events if isinstance(e, CompactSummary)]
+    assert len(summaries) == 1 and summaries[0].text.startswith("This session is being continued")
+    assert sum(1 for e in t.events if isinstance(e, UserText) and e.is_meta) == sum(
+        1 for r in recs if r.get("type") == "user" and r.get("isMeta")
+    )
+    assert any(isinstance(e, UserText) and e.command == "/compact" for e in t.events)
+    # usage: input + cache read + cache creation of the latest assistant record
+    last = [r for r in recs if r.get("type") == "assistant"][-1]["message"]["usage"]
+    assert t.usage_tokens == last["input_tokens"] + last["cache_read_input_tokens"] + last["cache_creation_input_tokens"]
+    before = read_transcript(path, before_boundary=-1)
+    assert len(before.events) == b and not any(isinstance(e, CompactSummary) for e in before.events)
+    assert 100_000 < before.usage_tokens <= 142431
+    # sub-agent files are read too
+    assert set(t.subagents) == {"aac57f5", "acompact-946d2b"}
+    sub = t.subagents["aac57f5"]
+    assert len(sub.tool_results) == 12 and all(e.agent_id == "aac57f5" for e in sub.events)
+
+
+def test_malformed_truncated_and_unknown_records_are_skipped_and_counted(tmp_path):
+    lines = (FIX / "tool_heavy.jsonl").read_bytes().split(b"\n")
+    lines = [x for x in lines if x.strip()]
+    good = read_transcript(FIX / "tool_heavy.jsonl")
+    truncated = lines[3][: len(lines[3]) // 2]
+    bad = (
+        lines[:3]
+        + [truncated, b"not json at all", b"\xff\xfe broken utf-8", b'{"type": "brand-new-record", "x": 1}', b"[1, 2]"]
+        + lines[3:]
+        + [lines[-1][:-5]]  # the file's last line cut off, like a session killed mid-write
+    )
+    p = tmp_path / "broken.jsonl"
+    p.write_bytes(b"\n".join(bad))
+    t = read_transcript(p)
+    assert t.skipped == 6
+    assert t.skipped_reasons == {
+        "malformed-json": 3,
+        "invalid-utf8": 1,
+        "unknown-type:brand-new-record": 1,
+        "malformed-record": 1,
+    }
+    assert len(t.events) >= len(good.events) - 1  # only the cut-off last record can be lost
+    assert len(t.tool_results) == len(good.tool_results)
+
+
+def test_openai_messages_with_tool_calls(tmp_path):
+    msgs = [
+        {"role": "system", "content": "You are a coding agent."},
+        {"role": "user", "content": "Fix the failing test in parser.py"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "bash", "arguments": '{"command": "pytest -x"}'}}],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "E   AssertionError: 3 != 4\n1 failed"},
+        {"role": "assistant", "content": "The parser drops the last token."},
+        {"role": "narrator", "content": "?"},
+        "not a message",
+    ]
+    for source in (msgs, json.dumps(msgs)):
+        t = read_transcript(source)
+        assert t.format == "openai"
+        assert [e.kind for e in t.events] == ["system", "user", "tool_call", "tool_result", "assistant"]
+        call, res = t.events[2], t.events[3]
+        assert isinstance(call, ToolCall) and call.input == {"command": "pytest -x"}
+        assert isinstance(res, ToolResult) and res.tool_name == "bash" and "1 failed" in res.text
+        assert t.skipped == 2 and t.skipped_reasons == {"unknown-role:narrator": 1, "malformed-message": 1}
+    p = tmp_path / "chat.jsonl"
+    p.write_text("\n".join(json.dumps(m) for m in msgs[:5]) + "\n{broken\n", encoding="utf-8")
+    t = read_transcript(p)
+    assert len(t.events) == 5 and t.skipped == 1
+
+
+def test_anthropic_messages_with_tool_use():
+    doc = {
+        "system": "be brief",
+        "messages": [
+            {"role": "user", "content": "read setup.py"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "need the file"},
+                    {"type": "text", "text": "Reading it."},
+                    {"type": "tool_use", "id": "tu_1", "name": "Read", "input": {"file_path": "setup.py"}},
+                ],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": [{"type": "text", "text": "from setuptools import setup"}], "is_error": False}]},
+        ],
+    }
+    t = read_transcript(doc)
+    assert t.format == "anthropic"
+    assert [e.kind for e in t.events] == ["system", "user", "thinking", "assistant", "tool_call", "tool_result"]
+    assert t.events[-1].tool_name == "Read" and t.events[-1].text == "from setuptools import setup"
+
+
+def test_plain_text_turns(tmp_path):
+    p = tmp_path / "chat.md"
+    p.write_text("User: please add a --json flag\nAssistant: Added it in cli.py.\nUser: thanks\n", encoding="utf-8")
+    t = read_transcript(p)
+    assert t.format == "text"
+    assert [(e.kind, e.text) for e in t.events] == [
+        ("user", "please add a --json flag"),
+        ("assistant", "Added it in cli.py."),
+        ("user", "thanks"),
+    ]
+    assert read_transcript("just some log output\nline two").events[0].kind == "assistant"
+
+
+def test_bad_sources_give_clear_errors(tmp_path):
+    with pytest.raises(TranscriptError, match="does not exist"):
+        read_transcript(tmp_path / "missing.jsonl")
+    p = tmp_path / "bin.txt"
+    p.write_bytes(b"abc\x00def")
+    with pytest.raises(BinaryInputError):
+        read_transcript(p)
+    with pytest.raises(InputError, match="unknown transcript format"):
+        read_transcript("x", fmt="yaml")
+    with pytest.raises(InputError):
+        read_transcript(12)
+    with pytest.raises(TranscriptError, match="compact boundaries"):
+        read_transcript(FIX / "short.jsonl", before_boundary=-1)
