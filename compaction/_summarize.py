@@ -92,16 +92,21 @@ class Distiller:
     def scorer(self) -> LineScorer:
         try:
             return self.engine.scorer
-        except AssetError as exc:
+        except (AssetError, ImportError) as exc:
+            # the deletion model is missing or corrupt: rank with BM25 for this call only
+            # (the shared engine is left alone, so `compact` still reports the problem)
             from .baselines import BM25Scorer
 
             msg = f"deletion model unavailable ({exc}); lines ranked by BM25 instead"
             if msg not in self.warnings:
                 self.warnings.append(msg)
                 log.warning(msg)
-            scorer = BM25Scorer()
-            self.engine._scorer = scorer  # noqa: SLF001 - remember the fallback for this engine
-            return scorer
+            e = self.engine
+            self.engine = Engine(scorer=BM25Scorer(), tokenizer=e.tokenizer, settings=e.settings, store=e.store or False)
+            return self.engine.scorer
+
+    def scorer_name(self) -> str:
+        return str(getattr(self.scorer(), "name", type(self.scorer()).__name__))
 
     def count(self, text: str) -> int:
         return self.tok.count(text)
@@ -567,7 +572,7 @@ def summarize(
         transcript_tokens=transcript_tokens,
         budget_tokens=budget,
         recent_turns=n_recent,
-        scorer=getattr(d.engine._scorer, "name", "") if d.engine._scorer is not None else "",  # noqa: SLF001
+        scorer=d.scorer_name(),
         session_id=t.session_id,
         format=t.format,
         warnings=d.warnings,

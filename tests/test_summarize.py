@@ -184,3 +184,60 @@ def test_secrets_are_redacted_and_bad_input_is_clear(engine):
         summarize(msgs, engine=engine, budget_tokens=5)
     with pytest.raises(InputError):
         summarize(msgs, engine=engine, recent_turns=-1)
+
+
+class NoModelEngine(Engine):
+    """An engine whose deletion model file is missing (as on a broken install)."""
+
+    @property
+    def scorer(self):
+        from compaction import AssetMissingError
+
+        raise AssetMissingError("deletion model not found at compaction/assets/deletion-model.onnx; reinstall")
+
+
+def test_missing_model_ranks_with_bm25_and_says_so():
+    eng = NoModelEngine(store=False)
+    r = summarize(FIX / "tool_heavy.jsonl", engine=eng)
+    assert r.scorer == "bm25" and r.backend == "embedded"
+    assert any("deletion model unavailable" in w for w in r.warnings)
+    from compaction import AssetMissingError
+
+    with pytest.raises(AssetMissingError):  # the caller's engine itself is left as it was
+        eng.compact("a\nb\nc\n" * 50, ratio=0.3)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
+_msg = st.one_of(
+    st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "tool", "bogus"]), "content": _text}),
+    st.fixed_dictionaries(
+        {
+            "role": st.just("assistant"),
+            "content": st.just(""),
+            "tool_calls": st.lists(
+                st.fixed_dictionaries(
+                    {"id": st.text(max_size=5), "function": st.fixed_dictionaries({"name": _text, "arguments": _text})}
+                ),
+                max_size=2,
+            ),
+        }
+    ),
+)
+_ENGINE = Engine(scorer=BM25Scorer(), store=False)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_msg, min_size=1, max_size=8))
+def test_summary_and_handoff_never_crash(msgs):
+    from compaction import make_handoff
+
+    try:
+        r = summarize(msgs, engine=_ENGINE)
+    except InputError:
+        return
+    assert r.tokens == get_tokenizer().count(r.text) and r.backend == "embedded"
+    h = make_handoff(msgs, engine=_ENGINE)
+    assert len(h.text) < 10_000

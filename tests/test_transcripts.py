@@ -187,3 +187,33 @@ def test_bad_sources_give_clear_errors(tmp_path):
         read_transcript(12)
     with pytest.raises(TranscriptError, match="compact boundaries"):
         read_transcript(FIX / "short.jsonl", before_boundary=-1)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_REAL_LINES = [x for x in (FIX / "tool_heavy.jsonl").read_bytes().split(b"\n") if x.strip()]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=200),
+            st.sampled_from(_REAL_LINES).flatmap(lambda b: st.integers(0, len(b)).map(lambda k: b[:k])),
+            st.just(b"[" * 5000 + b"]" * 5000),
+            st.just(b'{"type": "assistant", "message": {"content": 7}}'),
+            st.just(b'{"type": "user", "message": {"content": [{"type": "tool_result", "content": {"x": 1}}]}}'),
+        ),
+        max_size=12,
+    )
+)
+def test_claude_code_reader_never_crashes_on_garbage(lines):
+    from compaction.transcripts import parse_claude_code_lines
+
+    t = parse_claude_code_lines(lines)
+    assert t.skipped >= 0 and sum(t.skipped_reasons.values()) == t.skipped
+    try:
+        read_transcript(b"\n".join(lines))
+    except InputError:
+        pass  # a clear error (binary data, no messages) is fine; anything else is a crash
