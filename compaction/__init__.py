@@ -38,6 +38,9 @@ from ._handoff import make_handoff
 from ._session_results import ContextStatus, HandoffFile, HandoffResult, SummaryResult
 from ._summarize import summarize
 from .transcripts import Transcript, read_transcript
+from ._handoff_store import HandoffStore, StoredHandoff, StoredHandoffInfo
+from ._llm_protocol import LLMBackend, LLMError
+from .llm import AnthropicBackend, OpenAICompatibleBackend, backend_from_env
 
 __version__ = "0.1.0"
 
@@ -72,6 +75,15 @@ __all__ = [
     "HandoffFile",
     "context_status",
     "ContextStatus",
+    "HandoffStore",
+    "StoredHandoff",
+    "StoredHandoffInfo",
+    # LLM backends for summarize (optional; the embedded summarizer needs none)
+    "LLMBackend",
+    "LLMError",
+    "OpenAICompatibleBackend",
+    "AnthropicBackend",
+    "backend_from_env",
     # results
     "CompactResult",
     "CompactMessagesResult",
