@@ -226,6 +226,8 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
         return f
 
     def add(section: str, text: str, label: str, i: int, prior: float, **kw: Any) -> None:
+        if section in (CURRENT, PENDING):
+            prior += 0.8 * (i / max(1, end)) ** 2  # what the session is doing now is at its end
         if i < end and text.strip():
             cands.append(Candidate(section, text, label, i, prior, **kw))
 
@@ -316,6 +318,9 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                 pending_error = (i, tool)
                 shown = 0
                 firsts = [ln for ln in lines if ln.strip()][:2] if e.is_error else []
+                if tool in EDIT_TOOLS or tool in ("Read", "NotebookRead"):
+                    # an edit's error quotes the text it looked for: only its first line is the error
+                    firsts, err_lines = firsts[:1], []
                 for ln in firsts + [x for x in err_lines if x not in firsts]:
                     if shown >= 6:
                         break

@@ -217,3 +217,20 @@ def test_claude_code_reader_never_crashes_on_garbage(lines):
         read_transcript(b"\n".join(lines))
     except InputError:
         pass  # a clear error (binary data, no messages) is fine; anything else is a crash
+
+
+def test_fields_of_the_wrong_type_are_tolerated():
+    from compaction.transcripts import parse_claude_code_lines
+
+    recs = [
+        {"type": "assistant", "message": {"id": 5, "model": {"x": 1}, "content": [{"type": "text", "text": "hi"}, {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}}], "usage": {"input_tokens": "a"}}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": 5}], "is_error": "yes"}]}, "toolUseResult": {"filePath": 7, "structuredPatch": [{"lines": [1, None]}]}},
+        {"type": "user", "timestamp": 5, "agentId": [1], "message": {"content": "hello"}},
+        {"type": "system", "subtype": "compact_boundary", "compactMetadata": "x"},
+    ]
+    t = parse_claude_code_lines([json.dumps(r) for r in recs])
+    assert [e.kind for e in t.events] == ["assistant", "tool_call", "tool_result", "user", "compact_boundary"]
+    assert t.events[2].tool_name == "Bash" and t.events[2].is_error and t.model is None
+    msgs = [{"role": "tool", "tool_call_id": "x", "name": 3, "content": "out"}, {"role": "user", "content": "hi"}]
+    t = read_transcript(msgs)
+    assert [e.kind for e in t.events] == ["tool_result", "user"] and t.events[0].tool_name is None

@@ -153,118 +153,126 @@ def parse_claude_code_lines(lines: Iterable[bytes | str], *, path: str | None = 
         if rtype not in _CONVERSATION_TYPES:
             skipped[f"unknown-type:{rtype[:40]}"] += 1
             continue
-        if isinstance(rec.get("sessionId"), str):
-            session_id = session_id or rec["sessionId"]
-        if isinstance(rec.get("cwd"), str):
-            cwd = rec["cwd"]
-        if isinstance(rec.get("agentId"), str):
-            agent_id = agent_id or rec["agentId"]
-        common = {
-            "record": lineno,
-            "timestamp": rec.get("timestamp") if isinstance(rec.get("timestamp"), str) else None,
-            "agent_id": rec.get("agentId") if isinstance(rec.get("agentId"), str) else None,
-        }
+        mark = len(events)
+        try:
+            if isinstance(rec.get("sessionId"), str):
+                session_id = session_id or rec["sessionId"]
+            if isinstance(rec.get("cwd"), str):
+                cwd = rec["cwd"]
+            if isinstance(rec.get("agentId"), str):
+                agent_id = agent_id or rec["agentId"]
+            common = {
+                "record": lineno,
+                "timestamp": rec.get("timestamp") if isinstance(rec.get("timestamp"), str) else None,
+                "agent_id": rec.get("agentId") if isinstance(rec.get("agentId"), str) else None,
+            }
 
-        if rtype == "system":
-            if rec.get("subtype") == "compact_boundary":
-                meta = rec.get("compactMetadata") if isinstance(rec.get("compactMetadata"), dict) else {}
-                pre = meta.get("preTokens")
-                events.append(
-                    CompactBoundary(
-                        **common,
-                        trigger=meta.get("trigger") if isinstance(meta.get("trigger"), str) else None,
-                        pre_tokens=pre if isinstance(pre, int) and not isinstance(pre, bool) else None,
+            if rtype == "system":
+                if rec.get("subtype") == "compact_boundary":
+                    meta = rec.get("compactMetadata") if isinstance(rec.get("compactMetadata"), dict) else {}
+                    pre = meta.get("preTokens")
+                    events.append(
+                        CompactBoundary(
+                            **common,
+                            trigger=meta.get("trigger") if isinstance(meta.get("trigger"), str) else None,
+                            pre_tokens=pre if isinstance(pre, int) and not isinstance(pre, bool) else None,
+                        )
                     )
-                )
-            # other system records (hook summaries, durations, notices) carry no conversation
-            continue
+                # other system records (hook summaries, durations, notices) carry no conversation
+                continue
 
-        msg = rec.get("message")
-        if not isinstance(msg, dict):
-            skipped["no-message"] += 1
-            continue
-        content = msg.get("content")
+            msg = rec.get("message")
+            if not isinstance(msg, dict):
+                skipped["no-message"] += 1
+                continue
+            content = msg.get("content")
 
-        if rtype == "assistant":
-            mid = msg.get("id") if isinstance(msg.get("id"), str) else None
-            if isinstance(msg.get("model"), str) and msg["model"] != "<synthetic>":
-                model = msg["model"]
-            ctx = _usage_tokens(msg.get("usage"))
-            if ctx is not None and ctx > 0:
-                usage = ctx
-            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-            if not isinstance(blocks, list):
+            if rtype == "assistant":
+                mid = msg.get("id") if isinstance(msg.get("id"), str) else None
+                model_name = msg.get("model") if isinstance(msg.get("model"), str) else None
+                if model_name and model_name != "<synthetic>":
+                    model = model_name
+                ctx = _usage_tokens(msg.get("usage"))
+                if ctx is not None and ctx > 0:
+                    usage = ctx
+                blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+                if not isinstance(blocks, list):
+                    skipped["malformed-record"] += 1
+                    continue
+                for b in blocks:
+                    if not isinstance(b, dict):
+                        skipped["malformed-block"] += 1
+                        continue
+                    bt = b.get("type")
+                    if bt == "text" and isinstance(b.get("text"), str):
+                        events.append(
+                            AssistantText(**common, message_id=mid, context_tokens=ctx, text=b["text"], model=model_name)
+                        )
+                    elif bt == "thinking":
+                        events.append(Thinking(**common, message_id=mid, context_tokens=ctx, text=str(b.get("thinking", ""))))
+                    elif bt in ("tool_use", "server_tool_use") and isinstance(b.get("id"), str):
+                        name = str(b.get("name", "?"))
+                        tool_names[b["id"]] = name
+                        inp = b.get("input") if isinstance(b.get("input"), dict) else {"input": b.get("input")}
+                        events.append(ToolCall(**common, message_id=mid, context_tokens=ctx, id=b["id"], name=name, input=inp))
+                    elif bt == "redacted_thinking":
+                        continue
+                    else:
+                        skipped[f"unknown-block:{str(bt)[:40]}"] += 1
+                continue
+
+            # user
+            if isinstance(content, str):
+                if rec.get("isCompactSummary"):
+                    events.append(CompactSummary(**common, text=content))
+                else:
+                    m = _COMMAND.search(content)
+                    events.append(
+                        UserText(**common, text=content, is_meta=bool(rec.get("isMeta")), command=m.group(1) if m else None)
+                    )
+                continue
+            if not isinstance(content, list):
                 skipped["malformed-record"] += 1
                 continue
-            for b in blocks:
+            extra = _structured(rec.get("toolUseResult"))
+            n_results = sum(1 for b in content if isinstance(b, dict) and b.get("type") == "tool_result")
+            for b in content:
                 if not isinstance(b, dict):
                     skipped["malformed-block"] += 1
                     continue
                 bt = b.get("type")
-                if bt == "text" and isinstance(b.get("text"), str):
+                if bt == "tool_result":
+                    tid = str(b.get("tool_use_id", ""))
+                    name = tool_names.get(tid)
+                    if name is None:
+                        pending_results.append(len(events))
                     events.append(
-                        AssistantText(**common, message_id=mid, context_tokens=ctx, text=b["text"], model=msg.get("model"))
+                        ToolResult(
+                            **common,
+                            tool_use_id=tid,
+                            tool_name=name,
+                            text=_block_text(b.get("content")),
+                            is_error=bool(b.get("is_error")),
+                            **(extra if n_results == 1 else {}),
+                        )
                     )
-                elif bt == "thinking":
-                    events.append(Thinking(**common, message_id=mid, context_tokens=ctx, text=str(b.get("thinking", ""))))
-                elif bt in ("tool_use", "server_tool_use") and isinstance(b.get("id"), str):
-                    name = str(b.get("name", "?"))
-                    tool_names[b["id"]] = name
-                    inp = b.get("input") if isinstance(b.get("input"), dict) else {"input": b.get("input")}
-                    events.append(ToolCall(**common, message_id=mid, context_tokens=ctx, id=b["id"], name=name, input=inp))
-                elif bt == "redacted_thinking":
+                elif bt == "text" and isinstance(b.get("text"), str):
+                    if rec.get("isCompactSummary"):
+                        events.append(CompactSummary(**common, text=b["text"]))
+                    else:
+                        m = _COMMAND.search(b["text"])
+                        events.append(
+                            UserText(**common, text=b["text"], is_meta=bool(rec.get("isMeta")), command=m.group(1) if m else None)
+                        )
+                elif bt in ("image", "document"):
                     continue
                 else:
                     skipped[f"unknown-block:{str(bt)[:40]}"] += 1
-            continue
-
-        # user
-        if isinstance(content, str):
-            if rec.get("isCompactSummary"):
-                events.append(CompactSummary(**common, text=content))
-            else:
-                m = _COMMAND.search(content)
-                events.append(
-                    UserText(**common, text=content, is_meta=bool(rec.get("isMeta")), command=m.group(1) if m else None)
-                )
-            continue
-        if not isinstance(content, list):
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError):
+            # a field of the wrong type somewhere in the record: skip it whole
+            del events[mark:]
+            pending_results = [x for x in pending_results if x < mark]
             skipped["malformed-record"] += 1
-            continue
-        extra = _structured(rec.get("toolUseResult"))
-        n_results = sum(1 for b in content if isinstance(b, dict) and b.get("type") == "tool_result")
-        for b in content:
-            if not isinstance(b, dict):
-                skipped["malformed-block"] += 1
-                continue
-            bt = b.get("type")
-            if bt == "tool_result":
-                tid = str(b.get("tool_use_id", ""))
-                name = tool_names.get(tid)
-                if name is None:
-                    pending_results.append(len(events))
-                events.append(
-                    ToolResult(
-                        **common,
-                        tool_use_id=tid,
-                        tool_name=name,
-                        text=_block_text(b.get("content")),
-                        is_error=bool(b.get("is_error")),
-                        **(extra if n_results == 1 else {}),
-                    )
-                )
-            elif bt == "text" and isinstance(b.get("text"), str):
-                if rec.get("isCompactSummary"):
-                    events.append(CompactSummary(**common, text=b["text"]))
-                else:
-                    m = _COMMAND.search(b["text"])
-                    events.append(
-                        UserText(**common, text=b["text"], is_meta=bool(rec.get("isMeta")), command=m.group(1) if m else None)
-                    )
-            elif bt in ("image", "document"):
-                continue
-            else:
-                skipped[f"unknown-block:{str(bt)[:40]}"] += 1
 
     for i in pending_results:  # results whose call came later (or never): match now
         ev = events[i]

@@ -64,6 +64,10 @@ def _args(raw: Any) -> dict[str, Any]:
     return {} if raw is None else {"arguments": raw}
 
 
+def _name(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
 def parse_messages(
     messages: list[Any], *, fmt: str = "auto", system: Any = None, path: str | None = None
 ) -> Transcript:
@@ -78,66 +82,71 @@ def parse_messages(
         if not isinstance(m, dict):
             skipped["malformed-message"] += 1
             continue
-        role = m.get("role")
-        content = m.get("content")
-        if role in ("system", "developer"):
-            events.append(SystemText(record=i, text=_parts_text(content)))
-        elif role == "user":
-            if isinstance(content, list):
-                for b in content:
-                    if isinstance(b, dict) and b.get("type") == "tool_result":
-                        tid = str(b.get("tool_use_id", ""))
-                        events.append(
-                            ToolResult(
-                                record=i,
-                                tool_use_id=tid,
-                                tool_name=names.get(tid),
-                                text=_parts_text(b.get("content")),
-                                is_error=bool(b.get("is_error")),
+        mark = len(events)
+        try:
+            role = m.get("role")
+            content = m.get("content")
+            if role in ("system", "developer"):
+                events.append(SystemText(record=i, text=_parts_text(content)))
+            elif role == "user":
+                if isinstance(content, list):
+                    for b in content:
+                        if isinstance(b, dict) and b.get("type") == "tool_result":
+                            tid = str(b.get("tool_use_id", ""))
+                            events.append(
+                                ToolResult(
+                                    record=i,
+                                    tool_use_id=tid,
+                                    tool_name=names.get(tid),
+                                    text=_parts_text(b.get("content")),
+                                    is_error=bool(b.get("is_error")),
+                                )
                             )
-                        )
-                    elif isinstance(b, dict) and isinstance(b.get("text"), str):
-                        events.append(UserText(record=i, text=b["text"]))
-                    elif isinstance(b, str):
-                        events.append(UserText(record=i, text=b))
-            else:
-                events.append(UserText(record=i, text=_parts_text(content)))
-        elif role == "assistant":
-            if isinstance(content, list):
-                for b in content:
-                    if not isinstance(b, dict):
+                        elif isinstance(b, dict) and isinstance(b.get("text"), str):
+                            events.append(UserText(record=i, text=b["text"]))
+                        elif isinstance(b, str):
+                            events.append(UserText(record=i, text=b))
+                else:
+                    events.append(UserText(record=i, text=_parts_text(content)))
+            elif role == "assistant":
+                if isinstance(content, list):
+                    for b in content:
+                        if not isinstance(b, dict):
+                            continue
+                        bt = b.get("type")
+                        if bt == "tool_use" and isinstance(b.get("id"), str):
+                            names[b["id"]] = str(b.get("name", "?"))
+                            events.append(ToolCall(record=i, id=b["id"], name=str(b.get("name", "?")), input=_args(b.get("input"))))
+                        elif bt == "thinking":
+                            events.append(Thinking(record=i, text=str(b.get("thinking", ""))))
+                        elif isinstance(b.get("text"), str):
+                            events.append(AssistantText(record=i, text=b["text"]))
+                elif content:
+                    events.append(AssistantText(record=i, text=_parts_text(content)))
+                for call in m.get("tool_calls") or []:
+                    if not isinstance(call, dict):
                         continue
-                    bt = b.get("type")
-                    if bt == "tool_use" and isinstance(b.get("id"), str):
-                        names[b["id"]] = str(b.get("name", "?"))
-                        events.append(ToolCall(record=i, id=b["id"], name=str(b.get("name", "?")), input=_args(b.get("input"))))
-                    elif bt == "thinking":
-                        events.append(Thinking(record=i, text=str(b.get("thinking", ""))))
-                    elif isinstance(b.get("text"), str):
-                        events.append(AssistantText(record=i, text=b["text"]))
-            elif content:
-                events.append(AssistantText(record=i, text=_parts_text(content)))
-            for call in m.get("tool_calls") or []:
-                if not isinstance(call, dict):
-                    continue
-                fn = call.get("function") if isinstance(call.get("function"), dict) else {}
-                cid = str(call.get("id", f"call_{i}"))
-                names[cid] = str(fn.get("name", "?"))
-                events.append(ToolCall(record=i, id=cid, name=names[cid], input=_args(fn.get("arguments"))))
-            fc = m.get("function_call")
-            if isinstance(fc, dict):
-                cid = f"function_call_{i}"
-                names[cid] = str(fc.get("name", "?"))
-                names["__last_function__"] = cid
-                events.append(ToolCall(record=i, id=cid, name=names[cid], input=_args(fc.get("arguments"))))
-        elif role == "tool":
-            tid = str(m.get("tool_call_id", ""))
-            events.append(ToolResult(record=i, tool_use_id=tid, tool_name=names.get(tid) or m.get("name"), text=_parts_text(content)))
-        elif role == "function":
-            tid = names.get("__last_function__", "")
-            events.append(ToolResult(record=i, tool_use_id=tid, tool_name=m.get("name"), text=_parts_text(content)))
-        else:
-            skipped[f"unknown-role:{str(role)[:40]}"] += 1
+                    fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+                    cid = str(call.get("id", f"call_{i}"))
+                    names[cid] = str(fn.get("name", "?"))
+                    events.append(ToolCall(record=i, id=cid, name=names[cid], input=_args(fn.get("arguments"))))
+                fc = m.get("function_call")
+                if isinstance(fc, dict):
+                    cid = f"function_call_{i}"
+                    names[cid] = str(fc.get("name", "?"))
+                    names["__last_function__"] = cid
+                    events.append(ToolCall(record=i, id=cid, name=names[cid], input=_args(fc.get("arguments"))))
+            elif role == "tool":
+                tid = str(m.get("tool_call_id", ""))
+                events.append(ToolResult(record=i, tool_use_id=tid, tool_name=names.get(tid) or _name(m.get("name")), text=_parts_text(content)))
+            elif role == "function":
+                tid = names.get("__last_function__", "")
+                events.append(ToolResult(record=i, tool_use_id=tid, tool_name=_name(m.get("name")), text=_parts_text(content)))
+            else:
+                skipped[f"unknown-role:{str(role)[:40]}"] += 1
+        except (TypeError, ValueError, AttributeError):  # a field of the wrong type: skip the message
+            del events[mark:]
+            skipped["malformed-message"] += 1
     return Transcript(
         format=fmt,  # type: ignore[arg-type]
         events=events,
