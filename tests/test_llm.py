@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -62,6 +63,18 @@ class FakeLLM:
                         self._send(200, b'{"choices": [{"message": {"role": "assistant", "content": ""}}]}')
                     else:
                         self._send(200, b'{"type": "message", "content": []}')
+                elif mode == "summarizer":
+                    # follow the summarize prompt: answer with each heading it asks for
+                    req = owner.requests[-1]["body"]
+                    prompt = req["messages"][-1]["content"]
+                    asked = prompt.split("exactly these headings", 1)[-1]
+                    heads = [ln for ln in asked.splitlines() if ln.startswith("## ")]
+                    text = "\n".join(f"{h}\nLLM-WROTE-THIS\n" for h in heads)
+                    if self.path.endswith("/chat/completions"):
+                        body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+                    else:
+                        body = {"type": "message", "content": [{"type": "text", "text": text}]}
+                    self._send(200, json.dumps(body).encode())
                 elif self.path.endswith("/chat/completions"):
                     req = owner.requests[-1]["body"]
                     answer = "SUMMARY(" + req["messages"][-1]["content"][:20] + ")"
@@ -242,3 +255,45 @@ def test_loopback_endpoint_ignores_proxy_variables(monkeypatch, fake):
     monkeypatch.delenv("NO_PROXY", raising=False)
     b = OpenAICompatibleBackend(base_url=fake.url + "/v1", model="m", timeout=5)
     assert b.complete(system="", prompt="direct", max_tokens=5) == "SUMMARY(direct)"
+
+
+# -- summarize with an HTTP backend ---------------------------------------------------------------
+TRANSCRIPT = Path(__file__).resolve().parent / "fixtures" / "hooks" / "claude-code-tool-heavy.jsonl"
+
+
+@pytest.fixture
+def bm25_engine():
+    import compaction
+    from compaction.baselines import BM25Scorer
+
+    return compaction.Engine(scorer=BM25Scorer())
+
+
+@pytest.mark.parametrize("cls", [OpenAICompatibleBackend, AnthropicBackend])
+def test_summarize_uses_a_working_backend(fake, cls, bm25_engine):
+    import compaction
+
+    fake.mode = "summarizer"
+    b = cls(base_url=fake.url + ("/v1" if cls is OpenAICompatibleBackend else ""), model="m", timeout=10)
+    res = compaction.summarize(TRANSCRIPT, backend=b, engine=bm25_engine)
+    assert res.backend == b.name
+    assert "LLM-WROTE-THIS" in res.text
+    prompt = fake.requests[-1]["body"]["messages"][-1]["content"]
+    assert "<transcript>" in prompt
+
+
+@pytest.mark.parametrize("mode", ["500", "slow", "garbage", "wrong-shape", "empty-text", "ok"])
+def test_summarize_falls_back_to_embedded_when_the_backend_fails(fake, mode, bm25_engine):
+    """"ok" answers text without the required sections: also a failure for summarize."""
+    import compaction
+
+    fake.mode = mode
+    b = OpenAICompatibleBackend(base_url=fake.url + "/v1", model="m", api_key=SECRET, timeout=0.5)
+    t0 = time.monotonic()
+    res = compaction.summarize(TRANSCRIPT, backend=b, engine=bm25_engine)
+    assert time.monotonic() - t0 < 30
+    assert res.backend == "embedded"
+    assert any("openai:m" in w for w in res.warnings), res.warnings
+    assert SECRET not in res.text and all(SECRET not in w for w in res.warnings)
+    embedded = compaction.summarize(TRANSCRIPT, engine=bm25_engine)
+    assert res.text == embedded.text
