@@ -207,6 +207,10 @@ def _cmd_compact(args: argparse.Namespace) -> int:
         engine.scorer
     except ImportError:
         raise ContextDistillError(_NO_MODEL) from None
+    except compaction.AssetError as exc:
+        raise compaction.AssetError(
+            f"{exc}; until then CONTEXT_DISTILL_SCORER=bm25 compacts with a baseline ranker"
+        ) from None
     result = engine.compact(
         raw,
         ratio=args.ratio,
@@ -263,7 +267,7 @@ def _llm_backend() -> Any:
 def _cmd_summarize(args: argparse.Namespace) -> int:
     summarize = _need("summarize")
     source = _transcript_source(args.transcript)
-    kwargs: dict[str, Any] = {"backend": _llm_backend()}
+    kwargs: dict[str, Any] = {"backend": _llm_backend(), "engine": engine_from_env()}
     if args.budget_tokens is not None:
         kwargs["budget_tokens"] = args.budget_tokens
     if args.recent_turns is not None:
@@ -281,13 +285,15 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
 def _cmd_handoff(args: argparse.Namespace) -> int:
     make_handoff = _need("make_handoff")
     source = _transcript_source(args.transcript)
-    kwargs: dict[str, Any] = {"goal": args.goal}
+    kwargs: dict[str, Any] = {"goal": args.goal, "engine": engine_from_env()}
     if args.budget_tokens is not None:
         kwargs["budget_tokens"] = args.budget_tokens
     result = make_handoff(source, **kwargs)
     out: dict[str, Any] = {**_jsonable(result)}
     if args.save or args.spawn:
-        store = _need("HandoffStore")(engine_from_env(scorer=_NoScorer()).settings.data_dir)
+        from compaction._handoff_store import HandoffStore
+
+        store = HandoffStore(engine_from_env(scorer=_NoScorer()).settings.data_dir)
         project = getattr(result, "cwd", None)
         stored = store.save(result, project=project)
         handoff_id = getattr(stored, "id", None)

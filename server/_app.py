@@ -365,7 +365,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             backend = ReplayBackend(sampled.text, sampled.name)
         else:
             backend, config_warning = _env_backend_or_warning()
-        kwargs: dict[str, Any] = {"backend": backend}
+        kwargs: dict[str, Any] = {"backend": backend, "engine": rt.engine}
         if budget_tokens is not None:
             kwargs["budget_tokens"] = budget_tokens
         if recent_turns is not None:
@@ -430,7 +430,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         template = _wrap_input(_spawn_template) if spawn else None
 
         def run() -> dict[str, Any]:
-            r = make_handoff(source, goal=goal, budget_tokens=budget_tokens)
+            r = make_handoff(source, goal=goal, budget_tokens=budget_tokens, engine=rt.engine)
             data = _dump(r)
             store = rt.handoff_store()
             stored = store.save(r, project=data.get("cwd"))

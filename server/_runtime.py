@@ -79,6 +79,9 @@ class Runtime:
         try:
             _ = self.engine.tokenizer.count("warm up")
             _ = self.engine.scorer
+        except compaction.AssetError as exc:
+            self.scorer_error = f"{exc}; until then CONTEXT_DISTILL_SCORER=bm25 compacts with a baseline ranker"
+            log.error("%s", self.scorer_error)
         except compaction.ContextDistillError as exc:
             self.scorer_error = str(exc)
             log.error("%s", exc)
@@ -132,7 +135,7 @@ class Runtime:
         if self._handoff_store is None:
             store_cls = getattr(compaction, "HandoffStore", None)
             if store_cls is None:
-                raise compaction.StoreError("this build has no handoff store yet; upgrade context-distill")
+                from compaction._handoff_store import HandoffStore as store_cls
             self._handoff_store = store_cls(self.engine.settings.data_dir)
         return self._handoff_store
 

@@ -126,6 +126,8 @@ async def sampled_summary(
     if recent_turns is not None:
         kwargs["recent_turns"] = recent_turns
     runtime = getattr(ctx.mcp_server, "runtime", None)
+    if runtime is not None:
+        kwargs["engine"] = runtime.engine
     try:
         if runtime is not None:
             await runtime.run(lambda: summarize(source, **kwargs))

@@ -169,7 +169,7 @@ def _needs(name: str) -> None:
 
 
 def test_session_commands_on_a_real_transcript():
-    for name in ("summarize", "make_handoff", "context_status", "HandoffStore"):
+    for name in ("summarize", "make_handoff", "context_status"):
         _needs(name)
     t = str(FIXTURES / "claude-code-short.jsonl")
     s = cli("summarize", "--transcript", t, "--json")

@@ -237,7 +237,7 @@ def _needs(name: str) -> None:
 
 
 def test_session_tools_over_stdio(tmp_path):
-    for name in ("summarize", "make_handoff", "context_status", "HandoffStore"):
+    for name in ("summarize", "make_handoff", "context_status"):
         _needs(name)
     transcript = FIXTURES / "claude-code-short.jsonl"
 
@@ -278,16 +278,17 @@ def _sampling_callback(seen: list):
         seen.append(params)
         return CreateMessageResult(
             role="assistant",
-            content=TextContent(type="text", text=_FAKE_SUMMARY),
+            content=TextContent(type="text", text=_fake_summary()),
             model="test-model",
         )
 
     return cb
 
 
-_FAKE_SUMMARY = """## Primary request and intent
-Written by the client's model through MCP sampling.
-"""
+def _fake_summary() -> str:
+    from compaction._summarize import SECTIONS
+
+    return "\n".join(f"## {s}\n- written by the client's model through MCP sampling\n" for s in SECTIONS)
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
@@ -298,6 +299,9 @@ def test_summarize_uses_mcp_sampling_when_the_client_offers_it(mode):
 
     async def go():
         async with Client(params(), sampling_callback=_sampling_callback(seen), mode=mode) as c:
+            # legacy: 2025-11-25, a mid-call sampling/createMessage request;
+            # auto: 2026-07-28, an InputRequiredResult the client answers and retries
+            assert c.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
             r = await c.call_tool("summarize", {"transcript_path": str(transcript)})
             plain = await c.call_tool("status", {})
             return r, plain
@@ -308,7 +312,8 @@ def test_summarize_uses_mcp_sampling_when_the_client_offers_it(mode):
     assert st.structured_content["sampling"] is True
     if not seen:
         pytest.skip("this summarize build never asks an LLM backend, so there is nothing to sample")
-    assert out["backend"].startswith("mcp-sampling"), out
+    assert out["backend"] == "mcp-sampling:test-model", out
+    assert "written by the client's model through MCP sampling" in out["text"]
     assert seen[0].max_tokens > 0 and seen[0].messages[0].content.text
 
 
@@ -344,3 +349,25 @@ def test_missing_model_is_a_clear_tool_error_not_a_crash(tmp_path):
     assert "model" in error_text(r).lower()
     assert st.structured_content["model"]["available"] is False and st.structured_content["scorer"] == "unavailable"
     assert "no original" in error_text(e)
+
+
+def test_a_failing_sampler_falls_back_to_the_embedded_summarizer():
+    _needs("summarize")
+    from mcp_types import ErrorData
+
+    transcript = FIXTURES / "claude-code-short.jsonl"
+
+    async def refuse(context, params):
+        return ErrorData(code=-1, message="user rejected sampling")
+
+    async def go():
+        async with Client(params(), sampling_callback=refuse, mode="legacy") as c:
+            r = await c.call_tool("summarize", {"transcript_path": str(transcript)})
+            ok = await c.call_tool("status", {})
+            return r, ok
+
+    r, ok = run(go)
+    assert not r.is_error, r.content[0].text
+    assert r.structured_content["backend"] == "embedded"
+    assert any("sampling" in w for w in r.structured_content["warnings"])
+    assert not ok.is_error
