@@ -113,6 +113,7 @@ def make_handoff(
                 covered={f.path for f in files},
                 recency=1.0,
                 section_map=_SECTION_MAP,
+                shown=goal_block + "\n" + (latest_block or ""),
             )
             if free > 50
             else {}

@@ -171,12 +171,17 @@ def select_lines(
     max_candidates: int = 4000,
     recency: float = 0.0,
     section_map: dict[str, str] | None = None,
+    shown: str = "",
 ) -> dict[str, list[Candidate]]:
     """Greedy, budgeted choice of non-forced candidate lines by new names covered per token
     (lazy greedy: gains only shrink as names get covered), plus structure and model rank."""
     w = facts.weights
     covered = set() if covered is None else covered
-    pool = [c for c in facts.candidates if c.section in sections and not c.forced]
+    pool = [
+        c
+        for c in facts.candidates
+        if c.section in sections and not c.forced and not (c.label == "user" and c.text.strip() in shown)
+    ]
     # pre-filter the biggest sessions: keep the most promising lines of each section
     by_sec: dict[str, list[Candidate]] = {}
     for c in pool:
@@ -370,8 +375,6 @@ def embedded_sections(
     chosen: dict[str, list[Candidate]] = {}
     if free > 0:
         covered: set[str] = set()
-        for ln in forced[USERS] + forced[PRIMARY]:
-            pass  # user lines are always shown; their names still deserve the agent's context lines
         for f in file_heads:
             covered.add(f.path)
         chosen = select_lines(
@@ -382,6 +385,7 @@ def embedded_sections(
             caps=SECTION_CAPS,
             query=query,
             covered=covered,
+            shown="\n".join(forced[USERS]),
         )
     out: dict[str, list[str]] = {}
     for s in SECTIONS:
