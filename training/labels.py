@@ -65,6 +65,11 @@ __all__ = [
 
 #: evidence needed for label 1
 THRESHOLD = 0.9
+#: weight of a plain (non-identifier) word found only in the agent's later prose
+PROSE_WEIGHT = 0.35
+#: a line found verbatim in at least this many tool outputs, with no rare word
+#: (idf < 0.6), is boilerplate (``def deconstruct(self):``): quoting it proves nothing
+GENERIC_LINE_DF = 15
 #: repositories (in every source) that form the validation split
 VAL_REPOS = frozenset({"sympy/sympy", "sphinx-doc/sphinx"})
 
@@ -123,6 +128,31 @@ def words(text: str) -> list[str]:
         if len(w) >= 3:
             out.append(w.lower())
     return out
+
+
+def code_words(text: str) -> set[str]:
+    """The lower-cased words of ``text`` that look like code rather than prose: they hold
+    an underscore or a digit, or a capital letter after the first character."""
+    out = set()
+    for w in _WORD.findall(text):
+        if len(w) >= 3 and ("_" in w or any(c.isdigit() for c in w) or any(c.isupper() for c in w[1:])):
+            out.add(w.lower())
+    return out
+
+
+_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
+_TICK = re.compile(r"`[^`\n]+`")
+
+
+def split_prose(text: str) -> tuple[str, str]:
+    """(code, prose) parts of an agent message: fenced blocks and `backticked` spans are
+    code, the rest is prose."""
+    code = [m.group(0) for m in _FENCE.finditer(text)]
+    rest = _FENCE.sub(" ", text)
+    code += [m.group(0) for m in _TICK.finditer(rest)]
+    rest = _TICK.sub(" ", rest)
+    code += [p for p in _PATH.findall(rest) if "/" in p]  # paths named in prose
+    return "\n".join(code), rest
 
 
 def repo_of_instance(instance_id: str) -> str:
@@ -316,7 +346,8 @@ def read_openhands(tar_path: Path) -> Iterator[Trajectory]:
                         args = ev.get("args") or ev
                         thought = args.get("thought") or ""
                         cmd = args.get("command") or args.get("code") or args.get("path") or ""
-                        text = "\n".join(str(x) for x in (thought, cmd, args.get("content") or "", args.get("old_str") or "", args.get("new_str") or "") if x)
+                        code = "\n".join(str(x) for x in (cmd, args.get("content") or "", args.get("old_str") or "", args.get("new_str") or "") if x)
+                        text = thought + ("\n```\n" + code + "\n```" if code else "")
                         if text.strip():
                             traj.events.append(("agent", text))
                         last_action = {"thought": thought, "command": str(cmd)}
@@ -408,7 +439,7 @@ def read_claude_code(folder: Path) -> Iterator[Trajectory]:
                     pending_thought.append(b["thinking"])
                 elif b.get("type") == "tool_use":
                     inp = b.get("input") or {}
-                    traj.events.append(("agent", _cc_input_text(inp)))
+                    traj.events.append(("agent", "```\n" + _cc_input_text(inp) + "\n```"))
                     calls[b.get("id")] = (b.get("name", "?"), inp, "\n".join(pending_thought)[-2000:])
                     pending_thought = []
         yield traj
@@ -454,9 +485,20 @@ def line_features(lines: list[str], call: ToolCall) -> list[LineFeatures]:
             elif call.view_range and single:
                 lineno = call.view_range[0] + i
                 file = single
-        norm = _WS.sub(" ", text).strip()
+        norm = _norm_line(text)
         out.append(LineFeatures(text, norm, words(text), lineno, file))
     return out
+
+
+def _norm_line(line: str) -> str:
+    g = _GREP.match(line)
+    if g:
+        line = line[g.end() :]
+    else:
+        m = _LNUM.match(line)
+        if m:
+            line = line[m.end() :]
+    return _WS.sub(" ", line).strip()
 
 
 class DocFreq:
@@ -464,11 +506,18 @@ class DocFreq:
 
     def __init__(self) -> None:
         self.df: Counter[str] = Counter()
+        #: in how many outputs each (normalized, >= 20 chars) line occurs, by hash
+        self.line_df: Counter[int] = Counter()
         self.n = 0
 
     def add(self, text: str) -> None:
         self.n += 1
-        self.df.update(set(words(_ANSI.sub("", text))))
+        clean = _ANSI.sub("", text)
+        self.df.update(set(words(clean)))
+        self.line_df.update({hash(n) for n in (_norm_line(l) for l in clean.splitlines()) if len(n) >= 20})
+
+    def line_count(self, norm: str) -> int:
+        return self.line_df.get(hash(norm), 0)
 
     def idf(self, w: str) -> float:
         """In [0, 1]: 1 for a word seen in one output, ~0 for a word in every output."""
@@ -573,7 +622,10 @@ class _Action:
     text: str
     norm: str
     line_set: frozenset[str]
+    #: words inside code (fenced blocks, `spans`, commands, edits)
     words: frozenset[str]
+    #: words of the prose around it
+    prose_words: frozenset[str]
     refs: LineRefs
 
 
@@ -581,7 +633,8 @@ def _action(text: str) -> _Action:
     refs = LineRefs()
     action_refs(text, refs)
     lines = frozenset(n for n in (_WS.sub(" ", l).strip() for l in text.split("\n")) if len(n) >= 10)
-    return _Action(text, _WS.sub(" ", text), lines, frozenset(words(text)), refs)
+    code, prose = split_prose(text)
+    return _Action(text, _WS.sub(" ", text), lines, frozenset(words(code)), frozenset(words(prose)), refs)
 
 
 def _combine(contribs: list[float]) -> float:
@@ -629,8 +682,10 @@ def label_call(
         need = max(8, int(0.4 * len(nontrivial)))
         actions = [a for a in later if sum(1 for l in nontrivial if l in a.line_set) < need]
     later_words: set[str] = set()
+    prose_words: set[str] = set()
     for a in actions:
         later_words |= a.words
+        prose_words |= a.prose_words
     later_words |= set(words(patch_text))
     later_norm = "\n".join(a.norm for a in actions) + "\n" + _WS.sub(" ", patch_text)
     line_count: Counter[str] = Counter()
@@ -644,12 +699,20 @@ def label_call(
         if f.norm:
             contribs = []
             best_idf = 0.0
+            codeish = code_words(f.text)
             for w in set(f.words):
                 idf = df.idf(w)
                 best_idf = max(best_idf, idf)
-                if w not in later_words or w in cmd_words:
+                if w in cmd_words:
                     continue
-                c = idf
+                if w in later_words:
+                    c = idf
+                elif w in prose_words:
+                    # an identifier named in prose counts; a plain English word found only
+                    # in the agent's prose ("then", "earlier") is weak evidence
+                    c = idf if w in codeish else idf * PROSE_WEIGHT
+                else:
+                    continue
                 if w in known:
                     c *= 0.5
                 if w[0].isdigit():
@@ -660,7 +723,13 @@ def label_call(
                 why["words"].append((w, round(c, 3)))
             ev = _combine(contribs)
             # verbatim quote in a later action or a changed patch line
-            if len(f.norm) >= 20 and best_idf >= 0.35 and ev >= 0.15 and f.norm in later_norm:
+            if (
+                len(f.norm) >= 20
+                and best_idf >= 0.35
+                and ev >= 0.15
+                and f.norm in later_norm
+                and (best_idf >= 0.6 or df.line_count(f.norm) < GENERIC_LINE_DF)
+            ):
                 ev = max(ev, 1.0) + 0.3
                 why["quote"] = True
             # line references
