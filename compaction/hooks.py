@@ -75,7 +75,9 @@ HOOKS_SETTINGS: dict[str, Any] = {
 }
 #: the .mcp.json entry (manifests/claude-code/.mcp.json)
 SERVER_NAME = "context-distill"
-MCP_SERVERS: dict[str, Any] = {"mcpServers": {SERVER_NAME: {"command": "context-distill", "args": ["serve"]}}}
+MCP_SERVERS: dict[str, Any] = {
+    "mcpServers": {SERVER_NAME: {"type": "stdio", "command": "context-distill", "args": ["serve"], "env": {}}}
+}
 _OUR_COMMAND = "context-distill hook"
 
 EVENTS = {"PreCompact": "PreCompact", "SessionStart": "SessionStart", "PostToolUse": "PostToolUse"}

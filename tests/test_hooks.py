@@ -381,10 +381,9 @@ def test_manifest_is_exactly_the_installed_block():
             for h in g["hooks"]:
                 assert h["command"] == f"context-distill hook {event}"
                 assert 0 < h["timeout"] <= 60 and hooks._DEADLINE_S[event] < h["timeout"]
-    mcp = ROOT / "manifests" / "claude-code" / ".mcp.json"
-    if mcp.exists():
-        server = json.loads(mcp.read_text())["mcpServers"]["context-distill"]
-        assert server["command"] == "context-distill" and server["args"] == ["serve"]
+    mcp = json.loads((ROOT / "manifests" / "claude-code" / ".mcp.json").read_text())
+    assert mcp == hooks.MCP_SERVERS  # install() writes exactly the shipped .mcp.json entry
+    assert mcp["mcpServers"]["context-distill"]["command"] == "context-distill"
 
 
 def test_install_into_a_fresh_project(project):
