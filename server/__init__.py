@@ -59,10 +59,29 @@ def serve(
         except ConfigError as exc:
             print(f"context-distill serve: error: {exc}", file=sys.stderr)
             return 2
+    # Load the engine (tokenizer, model) in a thread while this one imports the MCP SDK:
+    # both take a good part of a second, and much of the loading runs outside the GIL.
+    import threading
+
+    loaded: dict[str, object] = {}
+
+    def load() -> None:
+        try:
+            from ._runtime import Runtime
+
+            loaded["runtime"] = Runtime()
+        except BaseException as exc:  # reported below, in this thread
+            loaded["error"] = exc
+
+    loader = threading.Thread(target=load, name="context-distill-load", daemon=True)
+    loader.start()
     try:
         from ._app import build_server as _build
 
-        mcp = _build(transport="streamable-http" if http else "stdio")
+        loader.join()
+        if "error" in loaded:
+            raise loaded["error"]  # type: ignore[misc]
+        mcp = _build(loaded["runtime"], transport="streamable-http" if http else "stdio")  # type: ignore[arg-type]
     except (ContextDistillError, ValueError) as exc:
         print(f"context-distill serve: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ValueError) else 1
