@@ -88,13 +88,31 @@ def looks_like_file(name: str) -> bool:
     return "." in last and last.rsplit(".", 1)[1].lower() in _FILE_EXTS
 
 
+_CACHE: dict[str, str | None] = {}
+#: tokens remembered (repeated tokens are classified once); 0 turns the cache off
+CACHE_MAX = 500_000
+
+
+def _name_of(raw: str) -> str | None:
+    hit = _CACHE.get(raw, _CACHE)
+    if hit is not _CACHE:
+        return hit  # type: ignore[return-value]
+    tok = _clean(raw)
+    out = tok if _is_name(tok) else None
+    if len(_CACHE) >= CACHE_MAX:
+        _CACHE.clear()
+        if not CACHE_MAX:
+            return out
+    _CACHE[raw] = out
+    return out
+
+
 def extract_names(text: str) -> set[str]:
     """The set of names in ``text`` (see the module docstring for what counts)."""
     out: set[str] = set()
-    for raw in NAME_SPLIT.split(text):
-        if not raw:
-            continue
-        tok = _clean(raw)
-        if _is_name(tok):
-            out.add(tok)
+    for raw in set(NAME_SPLIT.split(text)):
+        if raw:
+            name = _name_of(raw)
+            if name is not None:
+                out.add(name)
     return out

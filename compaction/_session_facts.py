@@ -35,6 +35,7 @@ __all__ = [
     "FileFact",
     "SessionFacts",
     "analyze",
+    "typed_requests",
     "clip_line",
     "ELLIPSIS",
 ]
@@ -61,9 +62,14 @@ _ERROR_LINE = re.compile(
 )
 #: error lines in the output of a command that did not report failure: stricter
 _STRICT_ERROR_LINE = re.compile(
-    r"^\s*(?:\*\* \(|error\b|fatal\b|FAIL(?:ED)?\b|failed\b|traceback\b|panic|E\s{2,}|\w+(?:Error|Exception)\b)|"
+    r"(?m)^[ \t]*(?:\*\* \(|error\b|fatal\b|FAIL(?:ED)?\b|failed\b|traceback\b|panic|E[ \t]{2,}|\w+(?:Error|Exception)\b)|"
     r"(?i:\berror:|: error\b|\bwarning:|\btests? failed|\b[1-9]\d* (?:failures?|errors?)\b)"
 )
+#: literal prefilters (fast to scan for) of the patterns around them
+_PRE_ERROR = re.compile(r"error|exception|traceback|fail|undefined|cannot|could not|not found|panic|\*\* \(|✗|✘|denied|invalid|unexpected|no such|warning:")
+_PRE_STRICT = re.compile(r"error|exception|fail|fatal|traceback|panic|\*\* \(|warning:|e  |e\t")
+_PRE_TEST = re.compile(r"test|pass|fail|error|doctest|example|=====")
+_PRE_OPEN = re.compile(r"todo|pending|in[_ ]progress|ready|blocked|remaining|open|not |\[ \]|next|still|left to|unresolved")
 _TEST_RESULT = re.compile(
     r"(?i)(\b\d+ (tests?|passed|failed|failures?|errors?|doctests?|examples?)\b|\ball tests pass|\btests? (passed|failed)\b|"
     r"\bok\b.*\d+ tests?|=+ .*(passed|failed).* =+)"
@@ -90,6 +96,30 @@ _CMD_ARGS = re.compile(r"<command-args>(.*?)</command-args>", re.DOTALL)
 _NOT_TYPED = ("<local-command-stdout>", "<local-command-caveat>", "<local-command-stderr>", "[Request interrupted")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*\"'(\[])")
 _LIST_MARK = re.compile(r"^(?:[-*+]\s+|#{1,6}\s+|\d+[.)]\s+)+")
+
+
+def matching_lines(pat: re.Pattern[str], text: str, pre: re.Pattern[str] | None = None, low: str | None = None) -> list[str]:
+    """The lines of ``text`` holding a match of ``pat``, in order, each once. ``pre``, a
+    cheap lower-case literal pattern that every match of ``pat`` contains, finds the lines
+    to check, scanning ``low`` (``text.lower()``, same length) when given."""
+    out: list[str] = []
+    last_start = -1
+    if pre is None:
+        scan = pat.finditer(text)
+    elif low is not None and len(low) == len(text):
+        scan = pre.finditer(low)
+    else:
+        scan = re.compile(pre.pattern, re.IGNORECASE).finditer(text)
+    for m in scan:
+        start = text.rfind("\n", 0, m.start()) + 1
+        if start == last_start:
+            continue
+        last_start = start
+        end = text.find("\n", m.end())
+        line = text[start : end if end >= 0 else len(text)].rstrip("\r")
+        if pre is None or pat.search(line):
+            out.append(line)
+    return out
 
 
 def clip_line(line: str, limit: int = MAX_LINE_CHARS) -> str:
@@ -183,6 +213,18 @@ def _typed_user_message(e: Any) -> Request | None:
     if text.startswith("<") and re.match(r"^<(system-reminder|bash-|task-notification|user-prompt-submit)", text):
         return None
     return Request(event=0, text=text)
+
+
+def typed_requests(t: Transcript) -> list[Request]:
+    """The messages a person typed, in order (cheap: no other analysis)."""
+    out = []
+    for i, e in enumerate(t.events):
+        if e.kind == "user":
+            r = _typed_user_message(e)
+            if r is not None:
+                r.event = i
+                out.append(r)
+    return out
 
 
 def _split_text(text: str) -> list[str]:
@@ -311,9 +353,11 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             text = e.text or ""
             names = extract_names(text) if len(text) < 200_000 else extract_names(text[:200_000])
             output_names.update(names)
-            lines = text.splitlines()
-            pat = _ERROR_LINE if e.is_error else _STRICT_ERROR_LINE
-            err_lines = [ln for ln in lines[:4000] if pat.search(ln) and len(ln.strip()) > 3]
+            head = text[:400_000]
+            low = head.lower()
+            lines = head.splitlines() if e.is_error else []
+            pat, pre = (_ERROR_LINE, _PRE_ERROR) if e.is_error else (_STRICT_ERROR_LINE, _PRE_STRICT)
+            err_lines = [ln for ln in matching_lines(pat, head, pre, low) if len(ln.strip()) > 3]
             if e.is_error or (tool in ("Bash", "shell", "run", "execute_command") and err_lines and len(err_lines) <= 40):
                 pending_error = (i, tool)
                 shown = 0
@@ -343,16 +387,13 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                     cmd = call.input.get("command")
                     if isinstance(cmd, str) and cmd.strip():
                         add(ERRORS, cmd.strip().splitlines()[0], "failed command", i, 0.3)
-            for ln in lines[:4000]:
-                s = ln.strip()
-                if len(s) < 4:
-                    continue
-                if _TEST_RESULT.search(s):
-                    add(ERRORS, ln, f"result {tool}", i, 0.3, names=frozenset(extract_names(s)))
-                if _OPEN.search(s):
-                    ln_names = frozenset(extract_names(s))
-                    if ln_names:
-                        add(PENDING, ln, f"{tool} output", i, -0.1, names=ln_names)
+            for ln in matching_lines(_TEST_RESULT, head, _PRE_TEST, low)[:50]:
+                if len(ln.strip()) >= 4:
+                    add(ERRORS, ln, f"result {tool}", i, 0.3, names=frozenset(extract_names(ln)))
+            for ln in matching_lines(_OPEN, head, _PRE_OPEN, low)[:200]:
+                ln_names = frozenset(extract_names(ln)) if len(ln.strip()) >= 4 else frozenset()
+                if ln_names:
+                    add(PENDING, ln, f"{tool} output", i, -0.1, names=ln_names)
         elif k == "compact_summary":
             for piece in _split_text(e.text):
                 add(CURRENT, piece, "earlier summary", i, -0.6, names=frozenset(extract_names(piece)))

@@ -41,6 +41,7 @@ from ._session_facts import (
     analyze,
     clip_line,
     request_body,
+    typed_requests,
 )
 from ._session_results import SummaryResult
 from ._tokenizer import Tokenizer
@@ -491,7 +492,11 @@ def default_budget(transcript_tokens: int) -> int:
 
 
 def session_query(facts: SessionFacts) -> str:
-    reqs = facts.requests
+    return requests_query(facts.requests)
+
+
+def requests_query(reqs: list[Any]) -> str:
+    """What the session is about, as a scoring query: its first and latest requests."""
     if not reqs:
         return ""
     q = request_body(reqs[0])
@@ -530,14 +535,13 @@ def summarize(
     d = Distiller.make(engine)
     transcript_tokens = d.count(render_transcript(t.events))
     budget = budget_tokens or default_budget(transcript_tokens)
-    whole = analyze(t)
-    query = session_query(whole)
+    query = requests_query(typed_requests(t))
 
     history_end, recent_lines, n_recent = recent_tier(
         d, t, budget=int(budget * RECENT_SHARE) if recent_turns is None else int(budget * 0.5), turns=recent_turns, query=query
     )
     recent_cost = d.count("\n".join(recent_lines)) + 4 if recent_lines else 0
-    facts = analyze(t, history_end=history_end) if history_end < len(t.events) else whole
+    facts = analyze(t, history_end=history_end)
 
     sec_budget = max(100, budget - recent_cost)
     lines = embedded_sections(d, facts, budget=sec_budget, query=query)

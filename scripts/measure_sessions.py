@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import compaction  # noqa: E402
 from compaction import Engine, make_handoff, read_transcript, summarize  # noqa: E402
+from compaction import _names  # noqa: E402
 from compaction._names import extract_names  # noqa: E402
 from compaction._session_facts import ELLIPSIS, analyze, request_body  # noqa: E402
 from compaction.transcripts import EDIT_TOOLS, render_transcript  # noqa: E402
@@ -215,15 +216,27 @@ def speed(engine: Engine, target_tokens: int = 1_000_000) -> None:
         t = read_transcript(big)
         t_read = time.perf_counter() - t0
         n_tokens = tok.count(render_transcript(t.events))
-        t0 = time.perf_counter()
-        s = summarize(big, engine=engine)
-        t_sum = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        h = make_handoff(big, engine=engine)
-        t_hand = time.perf_counter() - t0
-    print(f"transcript: {big.stat().st_size if False else len(lines) * copies:,} records, {n_tokens:,} tokens "
+        timings = {}
+        for cache in (True, False):
+            # a cold start: no help from the sessions measured above; without the cache every
+            # token is classified afresh, as if no text repeated (the copies do repeat)
+            _names.CACHE_MAX = 500_000 if cache else 0
+            _names._CACHE.clear()
+            t0 = time.perf_counter()
+            s = summarize(big, engine=engine)
+            t_sum = time.perf_counter() - t0
+            _names._CACHE.clear()
+            t0 = time.perf_counter()
+            h = make_handoff(big, engine=engine)
+            t_hand = time.perf_counter() - t0
+            timings[cache] = (t_sum, t_hand)
+        _names.CACHE_MAX = 500_000
+    print(f"transcript: {len(lines) * copies:,} records, {n_tokens:,} tokens "
           f"({copies} copies of {per_copy:,}); read alone {t_read:.2f} s")
-    print(f"summarize (read included): {t_sum:.2f} s -> {s.tokens} tokens;  make_handoff (read included): {t_hand:.2f} s -> {h.tokens} tokens, {len(h.text)} chars")
+    for cache, (t_sum, t_hand) in timings.items():
+        how = "name cache on (default)" if cache else "name cache off (no repeated tokens)"
+        print(f"{how:<36} summarize: {t_sum:.2f} s  make_handoff: {t_hand:.2f} s  (read included)")
+    print(f"summary {s.tokens} tokens; handoff {h.tokens} tokens, {len(h.text)} chars")
     print()
 
 
