@@ -76,9 +76,11 @@ def loop_env(tmp_path):
     return project, data_dir, env, tmp_path
 
 
-def _loop(project: Path, scenario: Path, env: dict, out: Path) -> dict:
+def _loop(project: Path, scenario: Path, env: dict, out: Path, var: dict | None = None) -> dict:
     report = out / "report.json"
     cmd = [sys.executable, str(LOOP), "--project-dir", str(project), "--scenario", str(scenario), "--report", str(report), "--timeout", "240"]
+    for k, v in (var or {}).items():
+        cmd += ["--var", f"{k}={v}"]
     for k, v in env.items():
         cmd += ["--env", f"{k}={v}"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -110,7 +112,12 @@ def _no_shape_errors(r: dict) -> None:
 
 def test_hooks_in_real_claude_code_shrink_and_survive_compaction(loop_env):
     project, data_dir, env, tmp = loop_env
-    r = _loop(project, FIX / "loop-shrink-and-compact.json", env, tmp)
+    # the handle the hook will print: originals are content-addressed (Claude Code drops the final newline)
+    from compaction._redact import redact_secrets
+    from compaction._store import handle_for
+
+    handle = handle_for(redact_secrets(PARSER_C.rstrip("\n")))
+    r = _loop(project, FIX / "loop-shrink-and-compact.json", env, tmp, var={"HANDLE": handle})
     _no_shape_errors(r)
 
     bash = _results(r, "Bash")
@@ -118,7 +125,12 @@ def test_hooks_in_real_claude_code_shrink_and_survive_compaction(loop_env):
     big, persisted, small = bash
     # 1. a 20,739-char Bash output reaches the model shrunk, lines verbatim, with the expand trailer
     assert big["chars"] < len(PARSER_C) * 0.5, big["chars"]
-    assert "context-distill: kept" in big["text"]
+    assert f'context-distill: kept' in big["text"] and f'handle="{handle}"' in big["text"]
+    # ... and the server's expand tool gives omitted lines back verbatim (our own tools are never shrunk)
+    [exp] = _results(r, "mcp__context-distill__expand")
+    wanted = PARSER_C.splitlines()[299:310]
+    assert not exp["is_error"], exp["text"][:500]
+    assert all(line in exp["text"] or json.dumps(line)[1:-1] in exp["text"] for line in wanted), exp["text"][:800]
     assert all(line in PARSER_C.splitlines() or compaction.is_marker_line(line) for line in big["text"].splitlines())
     # 2. over 30,000 chars Claude Code persists the output and shows a 2,000-char preview: ours
     assert "<persisted-output>" in persisted["text"] and "context-distill: kept" in persisted["text"]
