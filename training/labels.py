@@ -236,6 +236,8 @@ def read_mini_swe(path: Path) -> Iterator[Trajectory]:
                     head, tail = m_el.group(1), m_el.group(2)
                     out = head.rstrip("\n") + "\n" + tail
                 files, rng = _command_view(command)
+                if not m_out:
+                    rng = None  # the middle was elided: output lines no longer map to file lines
                 traj.events.append(("tool", ToolCall(thought, command, out, files, rng)))
             yield traj
 
