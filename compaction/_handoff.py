@@ -11,6 +11,7 @@ transcript. Default budget 2,000 tokens; the text is always under 10,000 charact
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ._engine import Engine
@@ -93,6 +94,20 @@ def make_handoff(
     goal_lines = d.fit(goal_text, max(60, budget_tokens // 6), query)
     goal_block = "\n".join(goal_lines)
     latest_block = "\n".join(d.fit(latest, max(40, budget_tokens // 8), query)) if latest else None
+
+    # the current state is the session's end: after its last compaction, and in its last 40%
+    marks = t.boundaries
+    cut = max(marks[-1] + 1 if marks else 0, int(len(t.events) * 0.6))
+    recent_only = (CURRENT, ERRORS, PENDING)
+    facts = replace(
+        facts,
+        candidates=[
+            c
+            for c in facts.candidates
+            if c.label != "earlier summary"
+            and (c.section not in recent_only or c.event >= cut or c.label.startswith("latest"))
+        ],
+    )
 
     n_edited = sum(1 for f in facts.files if f.edits)
     files = facts.files[: max(8, min(MAX_FILES, n_edited + 3))]

@@ -71,7 +71,7 @@ _PRE_STRICT = re.compile(r"error|exception|fail|fatal|traceback|panic|\*\* \(|wa
 _PRE_TEST = re.compile(r"test|pass|fail|error|doctest|example|=====")
 _PRE_OPEN = re.compile(r"todo|pending|in[_ ]progress|ready|blocked|remaining|open|not |\[ \]|next|still|left to|unresolved")
 _TEST_RESULT = re.compile(
-    r"(?i)(\b\d+ (tests?|passed|failed|failures?|errors?|doctests?|examples?)\b|\ball tests pass|\btests? (passed|failed)\b|"
+    r"(?i)(\b\d+ (tests?|passed|failed|failures?|errors?|doctests?|examples?)(?![\w/.-])|\ball tests pass|\btests? (passed|failed)\b|"
     r"\bok\b.*\d+ tests?|=+ .*(passed|failed).* =+)"
 )
 _DECISION = re.compile(
@@ -274,6 +274,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             cands.append(Candidate(section, text, label, i, prior, **kw))
 
     fail_mentions: Counter[str] = Counter()
+    last_result: tuple[int, str, str] | None = None  # the latest test-result line
     pending_error: tuple[int, str] | None = None  # (event, tool) of the last error awaiting the agent's reaction
     for i, e in enumerate(events):
         k = e.kind
@@ -390,7 +391,10 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             for ln in matching_lines(_TEST_RESULT, head, _PRE_TEST, low)[:50]:
                 if len(ln.strip()) >= 4:
                     add(ERRORS, ln, f"result {tool}", i, 0.3, names=frozenset(extract_names(ln)))
-            for ln in matching_lines(_OPEN, head, _PRE_OPEN, low)[:200]:
+                    if i < end:
+                        last_result = (i, ln, tool)
+            file_view = tool in ("Read", "NotebookRead", "Grep", "Glob", "WebFetch", "WebSearch", "LS")
+            for ln in [] if file_view else matching_lines(_OPEN, head, _PRE_OPEN, low)[:200]:
                 ln_names = frozenset(extract_names(ln)) if len(ln.strip()) >= 4 else frozenset()
                 if ln_names:
                     add(PENDING, ln, f"{tool} output", i, -0.1, names=ln_names)
@@ -446,6 +450,11 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
         first = requests[0]
         body = first.text[len(first.label) :].strip() if first.label else first.text
         cands.append(Candidate(PRIMARY, body or first.text, first.label or "", first.event, 10.0, forced=True))
+
+    # the latest test result is the current state: always worth its line
+    if last_result is not None:
+        i, ln, tool = last_result
+        cands.append(Candidate(ERRORS, ln, f"latest result {tool}", i, 2.5, names=frozenset(extract_names(ln))))
 
     # pending tasks from the last todo list
     for status, content in todos:
