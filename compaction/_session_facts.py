@@ -65,6 +65,7 @@ _STRICT_ERROR_LINE = re.compile(
     r"(?m)^[ \t]*(?:\*\* \(|error\b|fatal\b|FAIL(?:ED)?\b|failed\b|traceback\b|panic|E[ \t]{2,}|\w+(?:Error|Exception)\b)|"
     r"(?i:\berror:|: error\b|\bwarning:|\btests? failed|\b[1-9]\d* (?:failures?|errors?)\b)"
 )
+_SHELLS = frozenset({"bash", "shell", "run", "execute_command", "terminal", "run_command", "exec", "command", "sh"})
 #: literal prefilters (fast to scan for) of the patterns around them
 _PRE_ERROR = re.compile(r"error|exception|traceback|fail|undefined|cannot|could not|not found|panic|\*\* \(|✗|✘|denied|invalid|unexpected|no such|warning:")
 _PRE_STRICT = re.compile(r"error|exception|fail|fatal|traceback|panic|\*\* \(|warning:|e  |e\t")
@@ -359,7 +360,8 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             lines = head.splitlines() if e.is_error else []
             pat, pre = (_ERROR_LINE, _PRE_ERROR) if e.is_error else (_STRICT_ERROR_LINE, _PRE_STRICT)
             err_lines = [ln for ln in matching_lines(pat, head, pre, low) if len(ln.strip()) > 3]
-            if e.is_error or (tool in ("Bash", "shell", "run", "execute_command") and err_lines and len(err_lines) <= 40):
+            is_shell = str(tool).lower() in _SHELLS or (call is not None and isinstance(call.input.get("command"), str))
+            if e.is_error or (is_shell and err_lines and len(err_lines) <= 40):
                 pending_error = (i, tool)
                 shown = 0
                 firsts = [ln for ln in lines if ln.strip()][:2] if e.is_error else []

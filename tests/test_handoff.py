@@ -81,3 +81,19 @@ def test_secret_in_goal_is_redacted(engine, tmp_path):
     p.write_text(json.dumps([{"role": "user", "content": "use token ghp_" + "a" * 36 + " to push"}]), encoding="utf-8")
     h = make_handoff(p, engine=engine)
     assert "ghp_" + "a" * 36 not in h.text and "[REDACTED:github-token]" in h.text
+
+
+def test_current_state_carries_verbatim_errors_and_test_results(engine):
+    msgs = [
+        {"role": "user", "content": "make test_add pass in calc/ops.py"},
+        {"role": "assistant", "content": "Running the tests first.", "tool_calls": [
+            {"id": "c1", "function": {"name": "bash", "arguments": '{"command": "pytest -q tests/test_ops.py"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "..F.\n=== FAILURES ===\n    def test_add():\n>       assert add(1, 2) == 3\nE       assert -1 == 3\nFAILED tests/test_ops.py::test_add - assert -1 == 3\n1 failed, 3 passed in 0.02s"},
+        {"role": "assistant", "content": "The bug is a minus sign instead of a plus. I will fix calc/ops.py next.", "tool_calls": [
+            {"id": "c2", "function": {"name": "str_replace_based_edit_tool", "arguments": '{"path": "calc/ops.py", "old_str": "a - b", "new_str": "a + b"}'}}]},
+    ]
+    h = make_handoff(msgs, engine=engine)
+    assert "FAILED tests/test_ops.py::test_add - assert -1 == 3" in h.text
+    assert "1 failed, 3 passed in 0.02s" in h.text
+    assert [f.path for f in h.files][0] == "calc/ops.py" and "edited" in h.files[0].reasons
+    assert "The bug is a minus sign instead of a plus." in h.text
