@@ -155,7 +155,7 @@ def test_hooks_in_real_claude_code_shrink_and_survive_compaction(loop_env):
     assert handoffs[0]["text"][:500] in ours[0]
 
 
-def test_auto_compaction_writes_and_injects_a_handoff(loop_env):
+def test_auto_compaction_and_clear_inject_the_handoff(loop_env):
     project, data_dir, env, tmp = loop_env
     r = _loop(project, FIX / "loop-auto-compact.json", env, tmp)
     _no_shape_errors(r)
@@ -168,3 +168,9 @@ def test_auto_compaction_writes_and_injects_a_handoff(loop_env):
     assert "compact" in kinds
     first_after = [q for q in r["requests"][kinds.index("compact") + 1 :] if q["kind"] == "main"][0]
     assert any(f"context-distill handoff {hid}" in h["text"] for h in first_after["hook_context"])
+    # /clear (a new session): SessionStart(clear) injects the project's latest handoff
+    assert any(h["hook"] == "SessionStart:clear" and "context-distill hook" in h["command"] for h in runs), runs
+    last = [q for q in r["requests"] if q["kind"] == "main"][-1]
+    assert last["step"] == 3
+    cleared = [h["text"] for h in last["hook_context"] if f"context-distill handoff {hid}" in h["text"]]
+    assert cleared and "before the /clear" in cleared[0], last["hook_context"]
