@@ -100,11 +100,15 @@ def _read(source: Any, fmt: str, subagents: bool) -> Transcript:
     if isinstance(source, (bytes, bytearray)):
         return _from_bytes(bytes(source), fmt, path=None, subagents=False)
     if isinstance(source, Path) or (isinstance(source, str) and _is_path_like(source)):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise TranscriptError(f"transcript file {str(path)!r} does not exist or is not a regular file")
+        try:
+            path = Path(source).expanduser()
+            is_file = path.is_file()
+            size = path.stat().st_size if is_file else 0
+        except (OSError, ValueError) as exc:
+            raise TranscriptError(f"cannot open transcript {str(source)[:200]!r}: {_one_line(exc)}") from None
+        if not is_file:
+            raise TranscriptError(f"transcript file {str(path)[:300]!r} does not exist or is not a regular file")
         limit = default_settings().limits.max_input_bytes
-        size = path.stat().st_size
         if size > limit:
             raise InputTooLargeError(
                 f"transcript is {size:,} bytes, over the limit of {limit:,}; raise CONTEXT_DISTILL_MAX_INPUT_BYTES"
@@ -112,7 +116,7 @@ def _read(source: Any, fmt: str, subagents: bool) -> Transcript:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise TranscriptError(f"cannot read transcript {str(path)!r}: {exc.strerror or exc}") from None
+            raise TranscriptError(f"cannot read transcript {str(path)[:300]!r}: {_one_line(exc)}") from None
         return _from_bytes(data, fmt, path=path, subagents=subagents)
     if isinstance(source, str):
         return _from_bytes(source.encode("utf-8", "surrogatepass"), fmt, path=None, subagents=False)
@@ -121,12 +125,19 @@ def _read(source: Any, fmt: str, subagents: bool) -> Transcript:
     )
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(getattr(exc, "strerror", None) or exc).split())[:200]
+
+
 def _is_path_like(s: str) -> bool:
     if not s or "\n" in s or len(s) > 4096 or s.lstrip().startswith(("{", "[")):
         return False
     try:
         p = Path(s).expanduser()
-        return p.suffix.lower() in (".jsonl", ".json", ".txt", ".md", ".log") or p.exists()
+        if p.exists():
+            return True
+        # a missing file is still meant as a path when it looks like one (so the error says so)
+        return p.suffix.lower() in (".jsonl", ".json", ".txt", ".md", ".log") and not any(c.isspace() for c in s)
     except (OSError, ValueError):
         return False
 
