@@ -330,13 +330,29 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                 for ed in inp.get("edits") or []:
                     if isinstance(ed, dict) and isinstance(ed.get("new_string"), str):
                         new_texts.append(ed["new_string"])
+                old_lines: set[str] = set()
+                for key in ("old_string", "old_str"):
+                    if isinstance(inp.get(key), str):
+                        old_lines.update(x.strip() for x in inp[key].splitlines())
+                for ed in inp.get("edits") or []:
+                    if isinstance(ed, dict) and isinstance(ed.get("old_string"), str):
+                        old_lines.update(x.strip() for x in ed["old_string"].splitlines())
+                first_change = True
                 for txt in new_texts:
                     for line in txt.splitlines():
                         s = line.strip()
                         if len(s) < 4 or s in ("end", "do", "{", "}", "});", "]", ")", "else"):
                             continue
-                        prior = (0.35 if _DEFINITION.match(line) else 0.0) - (0 if extract_names(s) else 0.3)
-                        add(FILES, line, "", i, prior, names=frozenset(extract_names(s)), group=rel, indent=True)
+                        ln_names = extract_names(s)
+                        prior = (0.35 if _DEFINITION.match(line) else 0.0) - (0 if ln_names else 0.3)
+                        if s in old_lines:
+                            prior -= 0.4  # context the edit kept, not what it changed
+                        elif first_change:
+                            prior += 0.6  # the first changed line says what the edit did
+                            first_change = False
+                        else:
+                            prior += 0.2
+                        add(FILES, line, "", i, prior, names=frozenset(ln_names), group=rel, indent=True)
             elif e.name in ("Read", "NotebookRead") and isinstance(fp, str):
                 file(fp, i).reads += 1
             elif e.name == "TodoWrite" and isinstance(inp.get("todos"), list):
