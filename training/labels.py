@@ -54,6 +54,7 @@ __all__ = [
     "DocFreq",
     "read_mini_swe",
     "read_aider",
+    "aider_trajectory",
     "read_openhands",
     "read_claude_code",
     "read_all",
@@ -65,6 +66,8 @@ __all__ = [
 
 #: evidence needed for label 1
 THRESHOLD = 0.9
+#: factor for a word found in the agent's very next message
+NEXT_BOOST = 1.25
 #: weight of a plain (non-identifier) word found only in the agent's later prose
 PROSE_WEIGHT = 0.35
 #: a line found verbatim in at least this many tool outputs, with no rare word
@@ -273,6 +276,43 @@ def _aider_blocks(md: str) -> Iterator[tuple[str, list[str]]]:
         yield "agent", agent
 
 
+def aider_trajectory(iid: str, md: str, result: dict | None = None) -> Trajectory:
+    """One Aider chat history (``<instance_id>.md``) and its result JSON as a trajectory."""
+    result = result or {}
+    task_lines = [l[5:].rstrip() for l in md.split("\n") if l.startswith("#### ")]
+    # the issue text of the first attempt (attempts repeat it)
+    attempts = max(1, md.count("# aider chat started"))
+    task = "\n".join(task_lines[: max(1, len(task_lines) // attempts)])
+    traj = Trajectory("aider", iid, repo_of_instance(iid), task.strip())
+    traj.patch = result.get("model_patch") or ""
+    last_agent = ""
+    for kind, block in _aider_blocks(md):
+        if kind == "agent":
+            text = "\n".join(l for l in block if not l.startswith("#### "))
+            if text.strip():
+                traj.events.append(("agent", text))
+                last_agent = text
+            continue
+        body = [l for l in block if not _AIDER_SKIP.match(l)]
+        while body and not body[0].strip():
+            body.pop(0)
+        while body and not body[-1].strip():
+            body.pop()
+        if len(body) < 2:
+            continue
+        command = ""
+        for l in body:
+            for prefix in ("## Running:", "Test Script:"):
+                if l.startswith(prefix):
+                    command = l[len(prefix) :].strip()
+            if command:
+                break
+        files, _ = _command_view(command)
+        thought = last_agent.strip()[-1500:]
+        traj.events.append(("tool", ToolCall(thought, command, "\n".join(body), files, None)))
+    return traj
+
+
 def read_aider(tar_path: Path) -> Iterator[Trajectory]:
     with tarfile.open(tar_path) as tf:
         members = {m.name.split("/")[-1]: m for m in tf if "__" in m.name}
@@ -281,40 +321,8 @@ def read_aider(tar_path: Path) -> Iterator[Trajectory]:
                 continue
             iid = name[:-3]
             md = tf.extractfile(members[name]).read().decode("utf-8", "replace")
-            res = {}
-            if iid + ".json" in members:
-                res = json.load(tf.extractfile(members[iid + ".json"]))
-            task_lines = [l[5:].rstrip() for l in md.split("\n") if l.startswith("#### ")]
-            # the first attempt's issue text; attempts repeat it
-            task = "\n".join(task_lines[: max(1, len(task_lines) // max(1, md.count("# aider chat started")))])
-            traj = Trajectory("aider", iid, repo_of_instance(iid), task.strip())
-            traj.patch = res.get("model_patch") or ""
-            last_agent = ""
-            for kind, block in _aider_blocks(md):
-                if kind == "agent":
-                    text = "\n".join(l for l in block if not l.startswith("#### "))
-                    if text.strip():
-                        traj.events.append(("agent", text))
-                        last_agent = text
-                    continue
-                body = [l for l in block if not _AIDER_SKIP.match(l)]
-                while body and not body[0].strip():
-                    body.pop(0)
-                while body and not body[-1].strip():
-                    body.pop()
-                if len(body) < 2:
-                    continue
-                command = ""
-                for l in body:
-                    for prefix in ("## Running:", "Test Script:"):
-                        if l.startswith(prefix):
-                            command = l[len(prefix) :].strip()
-                    if command:
-                        break
-                files, _ = _command_view(command)
-                thought = last_agent.strip()[-1500:]
-                traj.events.append(("tool", ToolCall(thought, command, "\n".join(body), files, None)))
-            yield traj
+            res = json.load(tf.extractfile(members[iid + ".json"])) if iid + ".json" in members else {}
+            yield aider_trajectory(iid, md, res)
 
 
 def _oh_patch(run: dict) -> str:
@@ -550,15 +558,17 @@ class LineRefs:
             self.loose.append((a, b, strength))
 
     def strength(self, file: str | None, lineno: int) -> float:
-        best = 0.0
+        """Combined (noisy-or) strength of every reference to ``lineno`` of ``file``; a
+        reference that names no file counts 0.8 for one line, 0.5 for a range."""
+        miss = 1.0
         if file:
             for a, b, s in self.by_file.get(file, ()):
                 if a <= lineno <= b:
-                    best = max(best, s)
+                    miss *= 1.0 - s
         for a, b, s in self.loose:
             if a <= lineno <= b:
-                best = max(best, s * 0.6)
-        return best
+                miss *= 1.0 - s * (0.8 if a == b else 0.5)
+        return 1.0 - miss
 
 
 def _range_strength(a: int, b: int) -> float:
@@ -689,6 +699,8 @@ def label_call(
         later_words |= a.words
         prose_words |= a.prose_words
     later_words |= set(words(patch_text))
+    # the agent's very next message answers this output: its words count a little more
+    next_words = (later[0].words | later[0].prose_words) if later and any(a is later[0] for a in actions) else frozenset()
     later_norm = "\n".join(a.norm for a in actions) + "\n" + _WS.sub(" ", patch_text)
     line_count: Counter[str] = Counter()
     for f in feats:
@@ -715,6 +727,8 @@ def label_call(
                     c = idf if w in codeish else idf * PROSE_WEIGHT
                 else:
                     continue
+                if w in next_words:
+                    c *= NEXT_BOOST
                 if w in known:
                     c *= 0.5
                 if w[0].isdigit():
@@ -736,11 +750,10 @@ def label_call(
                 why["quote"] = True
             # line references
             if f.lineno is not None:
-                s = patch_refs.strength(f.file, f.lineno)
+                miss = 1.0 - patch_refs.strength(f.file, f.lineno)
                 for a in actions:
-                    if s >= 1.0:
-                        break
-                    s = max(s, a.refs.strength(f.file, f.lineno))
+                    miss *= 1.0 - a.refs.strength(f.file, f.lineno)
+                s = round(1.0 - miss, 3)
                 if s > 0:
                     ev = max(ev, s) + 0.4 * min(ev, s)
                     why["ref"] = s
