@@ -193,3 +193,17 @@ def test_session_commands_on_a_real_transcript():
     assert missing.returncode == 2 and "no such file" in one_line_error(missing)
     spawn = cli("handoff", "--transcript", t, "--spawn", env={**server_env(), "CONTEXT_DISTILL_SPAWN_COMMAND": ""})
     assert spawn.returncode != 0 and "CONTEXT_DISTILL_SPAWN_COMMAND" in spawn.stderr.decode()
+
+
+def test_install_hooks_writes_the_project_files(tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    p = cli("install-hooks", str(project))
+    assert p.returncode == 0, p.stderr
+    mcp = json.loads((project / ".mcp.json").read_text())
+    entry = mcp["mcpServers"]["context-distill"]
+    assert [entry["command"], *entry["args"]] == ["context-distill", "serve"]
+    settings = json.loads((project / ".claude" / "settings.json").read_text())
+    assert "PostToolUse" in settings["hooks"]
+    missing = cli("install-hooks", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "not a folder" in one_line_error(missing)
