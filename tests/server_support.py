@@ -64,7 +64,8 @@ class HttpServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
+        path = self.args[self.args.index("--path") + 1] if "--path" in self.args else "/mcp"
+        return f"http://127.0.0.1:{self.port}{path}"
 
     def __enter__(self) -> "HttpServer":
         out = open(self.log, "wb") if self.log else subprocess.DEVNULL  # noqa: SIM115

@@ -160,3 +160,15 @@ def test_non_loopback_bind_without_token_refuses_to_start():
         timeout=60,
     )
     assert short.returncode == 2 and "too short" in short.stderr.decode()
+
+
+def test_http_json_responses_on_a_custom_path():
+    with HttpServer(["--json-response", "--path", "/context-distill"]) as srv:
+        got = anyio.run(_exercise, srv.url)
+        with httpx.Client(timeout=30) as h:
+            r = h.post(srv.url, headers=HEADERS, json=INIT)
+            wrong_path = h.post(f"http://127.0.0.1:{srv.port}/mcp", headers=HEADERS, json=INIT)
+    assert got["tools"] == TOOLS
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    assert r.json()["result"]["serverInfo"]["name"] == "context-distill"
+    assert wrong_path.status_code == 404
