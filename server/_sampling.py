@@ -54,8 +54,24 @@ class _Request:
     max_tokens: int
 
 
+_CAPTURED = "request captured for MCP sampling"
+
+
 class _Captured(LLMError):
     pass
+
+
+class _HideCaptures(logging.Filter):
+    """summarize logs every backend failure; the capture pass's planned 'failure' is not one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            return _CAPTURED not in record.getMessage()
+        except Exception:
+            return True
+
+
+logging.getLogger("context_distill").addFilter(_HideCaptures())
 
 
 class CaptureBackend:
@@ -69,7 +85,7 @@ class CaptureBackend:
     def complete(self, *, system: str, prompt: str, max_tokens: int) -> str:
         if self.request is None:
             self.request = _Request(system, prompt, int(max_tokens))
-        raise _Captured("captured for MCP sampling")
+        raise _Captured(_CAPTURED)
 
 
 class ReplayBackend:
