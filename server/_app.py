@@ -349,7 +349,10 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             list[dict[str, Any]] | None, Field(description="The session as OpenAI or Anthropic messages.")
         ] = None,
         text: Annotated[str | None, Field(description="The session as plain text.")] = None,
-        budget_tokens: Annotated[int | None, Field(ge=1, description="Size bound of the summary in tokens.")] = None,
+        budget_tokens: Annotated[
+            int | None,
+            Field(ge=100, description="Size of the summary in tokens (default: 10% of the transcript, 300-6,000)."),
+        ] = None,
         recent_turns: Annotated[
             int | None, Field(ge=0, description="How many last turns to keep at full fidelity.")
         ] = None,
@@ -419,7 +422,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         text: Annotated[str | None, Field(description="The session as plain text.")] = None,
         goal: Annotated[str | None, Field(description="Goal for the next agent (default: from the session).")] = None,
         budget_tokens: Annotated[
-            int, Field(ge=100, le=2500, description="Size bound of the handoff in tokens (default 2000).")
+            int, Field(ge=200, le=2500, description="Size bound of the handoff in tokens (default 2000).")
         ] = 2000,
         spawn: Annotated[
             bool, Field(description="Also start the configured agent command with this handoff (default false).")
