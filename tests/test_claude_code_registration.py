@@ -142,3 +142,17 @@ def test_project_mcp_json_manifest_connects(claude_bin, tmp_path):
     listed = _claude(claude_bin, ["mcp", "list"], env, project)
     out = listed.stdout.decode() + listed.stderr.decode()
     assert "context-distill: context-distill serve - " in out and "Connected" in out, out
+
+
+def test_claude_code_connects_over_streamable_http(claude_bin, tmp_path):
+    from server_support import HttpServer
+
+    home, project = tmp_path / "home", tmp_path / "project"
+    project.mkdir(parents=True)
+    env = _env(home)
+    with HttpServer() as srv:
+        add = _claude(claude_bin, ["mcp", "add", "--transport", "http", "context-distill", srv.url], env, project)
+        assert add.returncode == 0, add.stderr.decode()
+        listed = _claude(claude_bin, ["mcp", "list"], env, project)
+    out = listed.stdout.decode() + listed.stderr.decode()
+    assert f"context-distill: {srv.url} (HTTP) - " in out and "Connected" in out, out
