@@ -292,6 +292,31 @@ def parse_claude_code_lines(lines: Iterable[bytes | str], *, path: str | None = 
     )
 
 
+def _read_subagent(f: Path, session: Path) -> bytes | None:
+    """A sub-agent file's bytes, or None unless it is a regular file inside the session's folder.
+
+    The session file itself was checked by the caller (allowed roots); a symlink or a FIFO planted
+    in its ``subagents`` folder must not read a file from elsewhere or block the reader."""
+    import os
+    import stat
+
+    try:
+        real = f.resolve(strict=True)
+        if not real.is_relative_to(session.resolve().parent):
+            return None
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > 256 * 1024 * 1024:
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                return fh.read()
+        finally:
+            os.close(fd)
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
 def read_claude_code(path: Path, data: bytes, *, subagents: bool = True) -> Transcript:
     t = parse_claude_code_lines(data.split(b"\n"), path=str(path))
     if not subagents:
@@ -300,10 +325,10 @@ def read_claude_code(path: Path, data: bytes, *, subagents: bool = True) -> Tran
     subs: dict[str, Transcript] = {}
     if folder.is_dir():
         for f in sorted(folder.glob("agent-*.jsonl")):
-            try:
-                st = parse_claude_code_lines(f.read_bytes().split(b"\n"), path=str(f))
-            except OSError:
+            data = _read_subagent(f, path)
+            if data is None:
                 continue
+            st = parse_claude_code_lines(data.split(b"\n"), path=str(f))
             subs[f.stem.removeprefix("agent-")] = st
     if subs:
         t = t.model_copy(update={"subagents": subs})

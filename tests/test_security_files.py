@@ -1,0 +1,94 @@
+"""Files a hostile transcript folder could use to read outside the allowed roots or to hang
+the reader (issue 5, "Files"): sub-agent files are read only when they are regular files
+inside the session's own folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import compaction
+
+
+def _record(text: str, session: str = "s1") -> str:
+    return json.dumps(
+        {
+            "type": "user",
+            "sessionId": session,
+            "uuid": f"u-{abs(hash(text)) % 10**8}",
+            "cwd": "/p",
+            "message": {"role": "user", "content": text},
+        }
+    )
+
+
+def _session(tmp_path):
+    root = tmp_path / "projects" / "-p"
+    (root / "sess" / "subagents").mkdir(parents=True)
+    path = root / "sess.jsonl"
+    path.write_text(_record("please fix the parser") + "\n")
+    (root / "sess" / "subagents" / "agent-good.jsonl").write_text(_record("sub-agent work", "s2") + "\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.jsonl").write_text(_record("TOP-SECRET-OUTSIDE-THE-ROOT", "s3") + "\n")
+    return root, path, outside
+
+
+def _all_text(t) -> str:
+    parts = [e.text for e in t.events if hasattr(e, "text")]
+    for sub in (t.subagents or {}).values():
+        parts += [e.text for e in sub.events if hasattr(e, "text")]
+    return "\n".join(parts)
+
+
+def test_subagent_files_inside_the_session_are_read(tmp_path):
+    _, path, _ = _session(tmp_path)
+    t = compaction.read_transcript(path)
+    assert "good" in (t.subagents or {})
+    assert "sub-agent work" in _all_text(t)
+
+
+def test_subagent_symlink_out_of_the_folder_is_not_followed(tmp_path):
+    root, path, outside = _session(tmp_path)
+    (root / "sess" / "subagents" / "agent-evil.jsonl").symlink_to(outside / "private.jsonl")
+    t = compaction.read_transcript(path)
+    assert "evil" not in (t.subagents or {})
+    assert "TOP-SECRET" not in _all_text(t)
+    assert "good" in (t.subagents or {})
+
+
+def test_subagents_folder_that_is_a_symlink_out_is_not_followed(tmp_path):
+    root, path, outside = _session(tmp_path)
+    (outside / "agent-x.jsonl").write_text(_record("TOP-SECRET-VIA-FOLDER-LINK", "s4") + "\n")
+    real = root / "sess" / "subagents"
+    for f in real.iterdir():
+        f.unlink()
+    real.rmdir()
+    real.symlink_to(outside, target_is_directory=True)
+    t = compaction.read_transcript(path)
+    assert "TOP-SECRET" not in _all_text(t)
+
+
+def test_a_fifo_among_subagent_files_does_not_hang_the_reader(tmp_path):
+    root, path, _ = _session(tmp_path)
+    os.mkfifo(root / "sess" / "subagents" / "agent-pipe.jsonl")
+    box = {}
+    th = threading.Thread(target=lambda: box.setdefault("t", compaction.read_transcript(path)), daemon=True)
+    th.start()
+    th.join(20)
+    assert not th.is_alive(), "read_transcript blocked on a FIFO"
+    assert "pipe" not in (box["t"].subagents or {})
+    assert "good" in (box["t"].subagents or {})
+
+
+def test_summary_of_a_session_with_a_planted_link_leaks_nothing(tmp_path):
+    from compaction import Engine, Settings
+    from compaction.baselines import BM25Scorer
+
+    root, path, outside = _session(tmp_path)
+    (root / "sess" / "subagents" / "agent-evil.jsonl").symlink_to(outside / "private.jsonl")
+    eng = Engine(scorer=BM25Scorer(), settings=Settings(cache_dir=tmp_path / "c", data_dir=tmp_path / "d"))
+    s = compaction.summarize(path, engine=eng)
+    h = compaction.make_handoff(path, engine=eng)
+    assert "TOP-SECRET" not in s.text and "TOP-SECRET" not in h.text
