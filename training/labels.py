@@ -66,7 +66,7 @@ __all__ = [
 
 #: evidence needed for label 1
 THRESHOLD = 0.9
-#: factor for a word found in the agent's very next message
+#: factor for a word found in the agent's very next message or in the final patch's changed lines
 NEXT_BOOST = 1.25
 #: weight of a plain (non-identifier) word found only in the agent's later prose
 PROSE_WEIGHT = 0.35
@@ -552,10 +552,9 @@ class LineRefs:
     def add(self, file: str | None, a: int, b: int, strength: float) -> None:
         if b < a:
             a, b = b, a
-        if file:
-            self.by_file.setdefault(_base(file), []).append((a, b, strength))
-        else:
-            self.loose.append((a, b, strength))
+        refs = self.by_file.setdefault(_base(file), []) if file else self.loose
+        if (a, b, strength) not in refs:  # the same reference twice is still one reference
+            refs.append((a, b, strength))
 
     def strength(self, file: str | None, lineno: int) -> float:
         """Combined (noisy-or) strength of every reference to ``lineno`` of ``file``; a
@@ -701,6 +700,8 @@ def label_call(
     later_words |= set(words(patch_text))
     # the agent's very next message answers this output: its words count a little more
     next_words = (later[0].words | later[0].prose_words) if later and any(a is later[0] for a in actions) else frozenset()
+    # ... and so do the words of the final patch's changed lines (what the agent delivered)
+    next_words = next_words | set(words(patch_text))
     later_norm = "\n".join(a.norm for a in actions) + "\n" + _WS.sub(" ", patch_text)
     line_count: Counter[str] = Counter()
     for f in feats:
