@@ -70,7 +70,8 @@ class HttpServer:
     def __enter__(self) -> "HttpServer":
         out = open(self.log, "wb") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [*SERVER_CMD, "--http", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
+            [*SERVER_CMD, "--http", *([] if "--host" in self.args else ["--host", "127.0.0.1"]),
+             "--port", str(self.port), *self.args],
             env=self.env,
             cwd=str(ROOT),
             stdin=subprocess.DEVNULL,

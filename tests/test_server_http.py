@@ -172,3 +172,20 @@ def test_http_json_responses_on_a_custom_path():
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     assert r.json()["result"]["serverInfo"]["name"] == "context-distill"
     assert wrong_path.status_code == 404
+
+
+def test_non_loopback_bind_with_a_token_serves_only_with_the_token():
+    import secrets
+
+    token = secrets.token_urlsafe(24)
+    env = server_env({"CONTEXT_DISTILL_HTTP_TOKEN": token})
+    with HttpServer(["--host", "0.0.0.0", "--stateless"], env=env) as srv:
+        with httpx.Client(timeout=30) as h:
+            anonymous = h.post(srv.url, headers=HEADERS, json=INIT)
+            evil_origin = h.post(
+                srv.url, headers={**HEADERS, "authorization": f"Bearer {token}", "origin": "http://evil.example"}, json=INIT
+            )
+        got = anyio.run(_exercise, srv.url, create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}))
+    assert anonymous.status_code == 401
+    assert evil_origin.status_code == 403
+    assert got["tools"] == TOOLS and got["status"]["transport"] == "streamable-http"
