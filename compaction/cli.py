@@ -132,6 +132,8 @@ class _Usage(Exception):
 
 def _read_bytes(path: str) -> bytes:
     if path == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise _Usage("nothing on standard input: give a file, or pipe the output in (e.g. pytest 2>&1 | context-distill compact -)")
         return sys.stdin.buffer.read()
     p = Path(path).expanduser()
     if p.is_dir():
