@@ -162,6 +162,8 @@ def _transcript_source(arg: str) -> Any:
         if not p.is_file():
             raise _Usage(f"{arg} is not a regular file")
         return p
+    if sys.stdin is None or sys.stdin.isatty():
+        raise _Usage("nothing on standard input: give --transcript PATH, or pipe the transcript in")
     text = _decode(sys.stdin.buffer.read(), "standard input")
     if not text.strip():
         raise _Usage("standard input is empty: pipe a transcript in, or give --transcript PATH")
