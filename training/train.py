@@ -1,0 +1,382 @@
+"""Train the deletion model: ``python -m training.train``.
+
+Reads training/work/dataset/{train,val}.jsonl.gz (``python -m training.build_dataset``;
+the split is by repository), computes the features with ``compaction._features`` (the
+same code the runtime uses), trains ``training.model.DeletionModel`` with AdamW on a
+weighted binary cross-entropy (torch, CPU, seeded), and keeps the epoch with the best
+validation recall. Validation runs the real engine (``compaction.Engine.compact``) at keep
+0.5 / 0.3 / 0.1 with the torch model as the scorer, so early stopping sees the metric the
+evaluation reports. Writes training/work/model/{model.pt,train.json}; then run
+``python -m training.export``.
+
+    python -m training.train [--epochs 12] [--minutes 15] [--threads 2] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+import pickle
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from compaction import Engine, ScoringInput, get_tokenizer
+from compaction._features import FEATURE_VERSION, Features, compute_features
+
+from .model import DOC_GAP, DeletionModel, ModelConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = Path(os.environ.get("CONTEXT_DISTILL_DATASET", ROOT / "training" / "work" / "dataset"))
+OUT = ROOT / "training" / "work" / "model"
+CACHE = ROOT / "training" / "work" / "features"
+
+MAX_LINES = 384  # lines per training window (longer examples: a random window per epoch)
+BATCH_LINES = 6000
+BATCH_TOKENS = 60000
+VAL_RATIOS = (0.5, 0.3, 0.1)
+#: priority = log sigmoid(logit) - COST_POWER * log(tokens + 1); tuned by training.export
+DEFAULT_COST_POWER = 0.5
+
+
+@dataclass
+class Example:
+    id: str
+    repo: str
+    query: str
+    lines: list[str]
+    labels: np.ndarray  # [N] float32
+    weights: np.ndarray  # [N] float32
+    feats: Features
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def read_split(name: str) -> list[dict]:
+    path = DATASET / f"{name}.jsonl.gz"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run `python -m training.build_dataset` first")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def featurize(raw: list[dict]) -> list[Example]:
+    tok = get_tokenizer()
+    out = []
+    for ex in raw:
+        lines = [str(x) for x in ex["lines"]]
+        if not lines:
+            continue
+        toks = [tok.encode(x) for x in lines]
+        q = ex.get("query") or ""
+        feats = compute_features(ScoringInput(lines, toks, list(range(len(lines))), q, tok.encode(q) if q else []))
+        labels = np.asarray(ex["labels"], dtype=np.float32)
+        w = ex.get("weights")
+        weights = np.asarray(w, dtype=np.float32) if w is not None else np.ones(len(lines), dtype=np.float32)
+        out.append(Example(ex["id"], ex.get("repo", ""), q, lines, labels, weights, feats))
+    return out
+
+
+def load_split(name: str) -> list[Example]:
+    """Featurized examples of one split, cached by the dataset file's size/mtime and the feature version."""
+    path = DATASET / f"{name}.jsonl.gz"
+    st = path.stat() if path.exists() else None
+    key = f"{name}-v{FEATURE_VERSION}-{st.st_size if st else 0}-{int(st.st_mtime) if st else 0}.pkl"
+    cached = CACHE / key
+    if cached.exists():
+        with open(cached, "rb") as f:
+            return [Example(*fields) for fields in pickle.load(f)]
+    t0 = time.time()
+    exs = featurize(read_split(name))
+    log(f"featurized {name}: {len(exs)} examples, {sum(len(e.lines) for e in exs)} lines in {time.time() - t0:.0f}s")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        # plain tuples: the Example class lives in __main__ under `python -m`
+        rows = [(e.id, e.repo, e.query, e.lines, e.labels, e.weights, e.feats) for e in exs]
+        pickle.dump(rows, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, cached)
+    for old in CACHE.glob(f"{name}-v*.pkl"):  # features of earlier dataset builds
+        if old != cached:
+            old.unlink(missing_ok=True)
+    return exs
+
+
+# ----------------------------------------------------------------------------- batches
+@dataclass
+class Window:
+    ex: Example
+    start: int
+    stop: int
+
+
+def windows(exs: list[Example], rng: random.Random, neg_keep: float = 1.0) -> list[Window]:
+    """One window per example and epoch: the whole example, or a random MAX_LINES of it.
+    Examples without a used line are kept with probability ``neg_keep``."""
+    out = []
+    for ex in exs:
+        n = len(ex.lines)
+        if not ex.labels.any() and rng.random() >= neg_keep:
+            continue
+        if n <= MAX_LINES:
+            out.append(Window(ex, 0, n))
+        else:
+            start = rng.randrange(n - MAX_LINES + 1)
+            out.append(Window(ex, start, start + MAX_LINES))
+    return out
+
+
+def make_batches(ws: list[Window], rng: random.Random) -> list[list[Window]]:
+    ws = sorted(ws, key=lambda w: (w.stop - w.start, rng.random()))
+    batches: list[list[Window]] = []
+    cur: list[Window] = []
+    lines = toks = 0
+    for w in ws:
+        n = w.stop - w.start + DOC_GAP
+        t = int(w.ex.feats.offsets[w.stop] - w.ex.feats.offsets[w.start])
+        if cur and (lines + n > BATCH_LINES or toks + t > BATCH_TOKENS):
+            batches.append(cur)
+            cur, lines, toks = [], 0, 0
+        cur.append(w)
+        lines += n
+        toks += t
+    if cur:
+        batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(batch: list[Window]) -> dict[str, torch.Tensor]:
+    tok_ids, tok_feats, tok_line, line_feats, line_doc, mask, labels, weights, qs = [], [], [], [], [], [], [], [], []
+    n_feat = batch[0].ex.feats.line_feats.shape[1]
+    base = 0
+    for d, w in enumerate(batch):
+        f = w.ex.feats.rows(w.start, w.stop)
+        n = f.n_units
+        tok_ids.append(f.tok_ids)
+        tok_feats.append(f.tok_feats)
+        tok_line.append(f.tok_line + base)
+        line_feats.append(f.line_feats)
+        line_feats.append(np.zeros((DOC_GAP, n_feat), dtype=np.float32))
+        line_doc.append(np.full(n + DOC_GAP, d, dtype=np.int64))
+        mask.append(np.concatenate([np.ones(n, np.float32), np.zeros(DOC_GAP, np.float32)]))
+        labels.append(np.concatenate([w.ex.labels[w.start : w.stop], np.zeros(DOC_GAP, np.float32)]))
+        # each document weighs about the same whatever its length (sqrt: long ones a bit more)
+        lw = w.ex.weights[w.start : w.stop] / math.sqrt(max(n, 1))
+        weights.append(np.concatenate([lw, np.zeros(DOC_GAP, np.float32)]))
+        qs.append(f.query_ids)
+        base += n + DOC_GAP
+    qmax = max(q.shape[0] for q in qs)
+    query = np.zeros((len(qs), qmax, 2), dtype=np.int64)
+    for i, q in enumerate(qs):
+        query[i, : q.shape[0]] = q
+    cat = np.concatenate
+    return {
+        "tok_ids": torch.from_numpy(cat(tok_ids)),
+        "tok_feats": torch.from_numpy(cat(tok_feats)),
+        "tok_line": torch.from_numpy(cat(tok_line)),
+        "line_feats": torch.from_numpy(cat(line_feats)),
+        "line_doc": torch.from_numpy(cat(line_doc)),
+        "line_mask": torch.from_numpy(cat(mask)),
+        "query_ids": torch.from_numpy(query),
+        "labels": torch.from_numpy(cat(labels)),
+        "weights": torch.from_numpy(cat(weights).astype(np.float32)),
+    }
+
+
+def forward(model: DeletionModel, b: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(
+        b["tok_ids"], b["tok_feats"], b["tok_line"], b["line_feats"], b["line_doc"], b["line_mask"], b["query_ids"]
+    )
+
+
+# ----------------------------------------------------------------------------- validation
+def priorities(logits: np.ndarray, n_tokens: np.ndarray, cost_power: float) -> np.ndarray:
+    """What the scorer hands to the budgeted selection (same formula as compaction._model)."""
+    logp = -np.logaddexp(0.0, -logits.astype(np.float64))
+    return logp - cost_power * np.log1p(n_tokens.astype(np.float64))
+
+
+class TorchScorer:
+    """The torch model behind the LineScorer protocol (validation only)."""
+
+    name = "deletion-model-torch"
+
+    def __init__(self, model: DeletionModel, cost_power: float = DEFAULT_COST_POWER) -> None:
+        self.model = model
+        self.cost_power = cost_power
+        self._cache: dict[tuple, np.ndarray] = {}
+
+    def logits(self, inp: ScoringInput) -> np.ndarray:
+        key = (len(inp.units), hash(tuple(inp.units)), inp.query)
+        if key not in self._cache:
+            f = compute_features(inp)
+            with torch.no_grad():
+                out = self.model(
+                    torch.from_numpy(f.tok_ids),
+                    torch.from_numpy(f.tok_feats),
+                    torch.from_numpy(f.tok_line),
+                    torch.from_numpy(f.line_feats),
+                    torch.zeros(f.n_units, dtype=torch.int64),
+                    torch.ones(f.n_units),
+                    torch.from_numpy(f.query_ids).unsqueeze(0),
+                )
+            self._cache = {key: out.numpy()}
+        return self._cache[key]
+
+    def score(self, inp: ScoringInput) -> np.ndarray:
+        n_tok = np.fromiter((len(t) for t in inp.unit_tokens), dtype=np.int64, count=len(inp.units))
+        return priorities(self.logits(inp), n_tok, self.cost_power)
+
+
+def val_examples(exs: list[Example], limit: int, seed: int) -> list[Example]:
+    tok = get_tokenizer()
+    keep = [e for e in exs if e.labels.any() and len(e.lines) >= 5 and tok.count("\n".join(e.lines)) >= 64]
+    if len(keep) > limit:
+        keep = random.Random(seed).sample(keep, limit)
+    return keep
+
+
+def validate(model: DeletionModel, exs: list[Example], cost_powers=(DEFAULT_COST_POWER,)) -> dict[float, dict[float, float]]:
+    """Macro recall of used lines (lines kept whole) at each keep ratio, per cost power."""
+    model.eval()
+    out: dict[float, dict[float, float]] = {}
+    for cp in cost_powers:
+        scorer = TorchScorer(model, cp)
+        eng = Engine(scorer=scorer, store=False)
+        rec = {r: [] for r in VAL_RATIOS}
+        for ex in exs:
+            text = "\n".join(ex.lines)
+            used = np.flatnonzero(ex.labels > 0)
+            for r in VAL_RATIOS:
+                res = eng.compact(text, ratio=r, query=ex.query)
+                kept = np.zeros(len(ex.lines) + 1, dtype=bool)
+                for a, b in res.kept_line_ranges:
+                    kept[a - 1 : b] = True
+                rec[r].append(float(kept[used].mean()))
+        out[cp] = {r: float(np.mean(v)) for r, v in rec.items()}
+    model.train()
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--minutes", type=float, default=15.0, help="stop starting new epochs after this long")
+    ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--val-limit", type=int, default=600, help="validation examples scored per epoch")
+    ap.add_argument("--d", type=int, default=ModelConfig.d)
+    ap.add_argument("--hidden", type=int, default=ModelConfig.hidden)
+    ap.add_argument("--layers", type=int, default=ModelConfig.seq_layers)
+    ap.add_argument("--neg-keep", type=float, default=0.3, help="share of outputs without a used line trained on per epoch")
+    ap.add_argument("--pos-weight", type=float, default=1.0, help="extra weight of used lines in the loss")
+    args = ap.parse_args(argv)
+
+    t_start = time.time()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    rng = random.Random(args.seed)
+
+    train = load_split("train")
+    val = load_split("val")
+    val_set = val_examples(val, args.val_limit, args.seed)
+    n_lines = sum(len(e.lines) for e in train)
+    pos = sum(float(e.labels.sum()) for e in train)
+    log(f"train: {len(train)} examples, {n_lines} lines, {pos / max(n_lines, 1):.1%} used; "
+        f"val: {len(val)} examples ({len(val_set)} scored per epoch)")
+
+    cfg = ModelConfig(d=args.d, hidden=args.hidden, seq_layers=args.layers)
+    model = DeletionModel(cfg)
+    log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters, {cfg}")
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    steps_per_epoch = len(make_batches(windows(train, random.Random(0), args.neg_keep), random.Random(0)))
+    total_steps = steps_per_epoch * args.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total_steps, pct_start=0.1)
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    best = -1.0
+    best_epoch = -1
+    history = []
+    bad = 0
+    step = 0
+    for epoch in range(args.epochs):
+        t0 = time.time()
+        batches = make_batches(windows(train, rng, args.neg_keep), rng)
+        tot_loss = 0.0
+        model.train()
+        for b in batches:
+            batch = collate(b)
+            logits = forward(model, batch)
+            w = batch["weights"] * (1.0 + (args.pos_weight - 1.0) * batch["labels"])
+            loss = (F.binary_cross_entropy_with_logits(logits, batch["labels"], reduction="none") * w).sum() / w.sum()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if step < total_steps:
+                sched.step()
+            step += 1
+            tot_loss += float(loss.detach())
+            if step % 50 == 0:
+                log(f"  step {step}: loss {float(loss.detach()):.4f}")
+        vr = validate(model, val_set)[DEFAULT_COST_POWER]
+        score = float(np.mean(list(vr.values())))
+        history.append({"epoch": epoch, "steps": len(batches), "loss": tot_loss / len(batches), "val_recall": vr, "seconds": time.time() - t0})
+        log(f"epoch {epoch}: loss {tot_loss / len(batches):.4f}, val recall "
+            + " ".join(f"@{r:g} {100 * v:.1f}" for r, v in vr.items())
+            + f" (mean {100 * score:.1f}), {time.time() - t0:.0f}s")
+        if score > best:
+            best, best_epoch, bad = score, epoch, 0
+            torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict()}, OUT / "model.pt")
+        else:
+            bad += 1
+            if bad >= args.patience:
+                log("early stop")
+                break
+        if (time.time() - t_start) / 60 > args.minutes:
+            log(f"time limit of {args.minutes} minutes reached")
+            break
+
+    summary = {
+        "args": vars(args),
+        "seed": args.seed,
+        "threads": args.threads,
+        "config": cfg.to_dict(),
+        "best_epoch": best_epoch,
+        "best_val_mean_recall": best,
+        "history": history,
+        "train_examples": len(train),
+        "train_lines": n_lines,
+        "train_used_fraction": pos / max(n_lines, 1),
+        "val_examples": len(val),
+        "val_scored": len(val_set),
+        "minutes": (time.time() - t_start) / 60,
+        "feature_version": FEATURE_VERSION,
+        "dataset": {
+            name: {"bytes": (DATASET / f"{name}.jsonl.gz").stat().st_size} for name in ("train", "val")
+        },
+    }
+    (OUT / "train.json").write_text(json.dumps(summary, indent=2))
+    log(f"best epoch {best_epoch} (val mean recall {100 * best:.1f}); {summary['minutes']:.1f} minutes; "
+        f"wrote {OUT / 'model.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
