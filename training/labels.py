@@ -556,18 +556,37 @@ class LineRefs:
         if (a, b, strength) not in refs:  # the same reference twice is still one reference
             refs.append((a, b, strength))
 
-    def strength(self, file: str | None, lineno: int) -> float:
-        """Combined (noisy-or) strength of every reference to ``lineno`` of ``file``; a
-        reference that names no file counts 0.8 for one line, 0.5 for a range."""
-        miss = 1.0
-        if file:
-            for a, b, s in self.by_file.get(file, ()):
-                if a <= lineno <= b:
-                    miss *= 1.0 - s
+    def strengths(self, file: str | None, lineno: int) -> tuple[float, list[float]]:
+        """(strongest range reference, strengths of exact one-line references) to
+        ``lineno`` of ``file``. A reference that names no file counts 0.8 for one line,
+        0.5 for a range."""
+        best_range = 0.0
+        exact: list[float] = []
+        for a, b, s in self.by_file.get(file, ()) if file else ():
+            if a <= lineno <= b:
+                if a == b:
+                    exact.append(s)
+                else:
+                    best_range = max(best_range, s)
         for a, b, s in self.loose:
             if a <= lineno <= b:
-                miss *= 1.0 - s * (0.8 if a == b else 0.5)
-        return 1.0 - miss
+                if a == b:
+                    exact.append(0.8 * s)
+                else:
+                    best_range = max(best_range, 0.5 * s)
+        return best_range, exact
+
+
+def combine_refs(parts: list[tuple[float, list[float]]]) -> float:
+    """Exact one-line references combine (noisy-or) with each other and with the
+    strongest range reference; range references do not add up (viewing a region
+    again and again says nothing about one line in it)."""
+    best_range = max((r for r, _ in parts), default=0.0)
+    miss = 1.0 - best_range
+    for _, exact in parts:
+        for s in exact:
+            miss *= 1.0 - s
+    return round(1.0 - miss, 3)
 
 
 def _range_strength(a: int, b: int) -> float:
@@ -751,10 +770,7 @@ def label_call(
                 why["quote"] = True
             # line references
             if f.lineno is not None:
-                miss = 1.0 - patch_refs.strength(f.file, f.lineno)
-                for a in actions:
-                    miss *= 1.0 - a.refs.strength(f.file, f.lineno)
-                s = round(1.0 - miss, 3)
+                s = combine_refs([patch_refs.strengths(f.file, f.lineno)] + [a.refs.strengths(f.file, f.lineno) for a in actions])
                 if s > 0:
                     ev = max(ev, s) + 0.4 * min(ev, s)
                     why["ref"] = s
