@@ -79,8 +79,27 @@ class OriginalStore:
             raise StoreUnavailableError(f"cannot read {path}: {exc.strerror or exc}") from None
         return data.decode("utf-8", "surrogatepass")
 
+    #: a temporary file older than this was left by a writer that died mid-write
+    STALE_TMP_SECONDS = 900
+
+    def _remove_stale_tmp(self) -> None:
+        import time
+
+        cutoff = time.time() - self.STALE_TMP_SECONDS
+        try:
+            for p in self.root.glob("*/.*.tmp"):
+                try:
+                    if p.stat().st_mtime < cutoff:
+                        p.unlink()
+                except OSError:
+                    pass
+        except OSError:
+            pass
+
     def prune(self) -> int:
-        """Delete the least recently used originals until the store fits ``max_bytes``. Returns files removed."""
+        """Delete the least recently used originals until the store fits ``max_bytes``, and the
+        temporary files of writers killed mid-write. Returns originals removed."""
+        self._remove_stale_tmp()
         try:
             files = [(p.stat().st_mtime, p.stat().st_size, p) for p in self.root.glob("*/*.txt")]
         except OSError:
