@@ -149,6 +149,8 @@ class Candidate:
     #: always shown (the user's messages)
     forced: bool = False
     indent: bool = False
+    #: the deletion model's percentile rank, once computed
+    rank: float | None = None
 
     def render(self) -> str:
         body = clip_line(self.text)

@@ -194,9 +194,12 @@ def select_lines(
         pool.extend(cs)
     if not pool:
         return {}
-    ranks = d.rank([c.text for c in pool], query)
-    for c in pool:
-        c.tokens = d.count(c.render()) + 1
+    todo = [c for c in pool if c.rank is None]
+    if todo:  # rank and size each candidate once, however often the budget is retried
+        for c, r in zip(todo, d.rank([c.text for c in todo], query)):
+            c.rank = float(r)
+            c.tokens = d.count(c.render()) + 1
+    ranks = [c.rank or 0.0 for c in pool]
     smap = section_map or {}
     out_secs = {smap.get(s, s) for s in sections}
     left = {s: int(budget * caps.get(s, 0.1)) for s in out_secs}
@@ -326,8 +329,8 @@ def _forced_lines(d: Distiller, facts: SessionFacts, budget: int, query: str) ->
         lines = d.fit(body, max(40, min(300, int(budget * 0.08))), query)
         lab = f"[{first.label}] " if first.label else ""
         out[PRIMARY] = [f"- {lab}{lines[0]}"] + ["  " + ln for ln in lines[1:]]
-    share = max(30 * len(reqs), int(budget * 0.3))
-    per = max(20, share // max(1, len(reqs)))
+    share = max(min(30 * len(reqs), int(budget * 0.6)), int(budget * 0.3))
+    per = max(12, share // max(1, len(reqs)))
     sizes = [d.count(request_body(r) or r.text) for r in reqs]
     spare = sum(max(0, per - s) for s in sizes)
     over = sum(1 for s in sizes if s > per)
@@ -549,11 +552,18 @@ def summarize(
     text = _finish(d, sections, recent_lines)
     # the estimate of line costs can be off by a little: shrink until it fits
     shrink = 0.92
-    while d.count(text) > budget and sec_budget > 120:
+    tries = 0
+    while d.count(text) > budget and sec_budget > 120 and tries < 6:
+        tries += 1
         sec_budget = int(sec_budget * shrink)
         lines = embedded_sections(d, facts, budget=sec_budget, query=query)
         sections = {s: "\n".join(v) for s, v in lines.items()}
         text = _finish(d, sections, recent_lines)
+    if d.count(text) > budget:
+        d.warnings.append(
+            f"the summary is {d.count(text)} tokens, over the budget of {budget}: all {len(facts.requests)} "
+            "user messages are always kept (each cut short)"
+        )
     used_backend = "embedded"
     if backend is not None:
         try:

@@ -257,3 +257,14 @@ def test_summary_and_handoff_never_crash(msgs):
     assert r.tokens == get_tokenizer().count(r.text) and r.backend == "embedded"
     h = make_handoff(msgs, engine=_ENGINE)
     assert len(h.text) < 10_000
+
+
+def test_many_long_user_messages_all_appear_within_budget(engine):
+    msgs = []
+    for k in range(150):
+        msgs.append({"role": "user", "content": f"request {k}: change handle_{k} in src/mod_{k % 20}.py " + "so it validates input " * 30})
+        msgs.append({"role": "assistant", "content": f"Updated handle_{k}. The issue was a missing check."})
+    r = summarize(msgs, engine=engine)
+    users = section(r.text, "All user messages")
+    assert all(f"request {k}: change handle_{k} " in users for k in range(150))
+    assert r.tokens <= r.budget_tokens or any("over the budget" in w for w in r.warnings)
