@@ -424,7 +424,7 @@ def _llm_prompt(d: Distiller, t: Transcript, history_end: int, facts: SessionFac
     if d.count(older) > LLM_INPUT_TOKENS:
         d.scorer()
         older = d.engine.compact(older, target_tokens=LLM_INPUT_TOKENS, query=query).text
-    users = "\n".join(f"- {r.text}" for r in facts.requests) or "(none)"
+    users = "\n".join(f"- {clip_line(' '.join(r.text.split()), 2000)}" for r in facts.requests[-200:]) or "(none)"
     heads = "\n".join(f"## {s}" for s in SECTIONS)
     return (
         "Transcript of the session's older history (tool output compacted; '[... N lines omitted ...]' "
