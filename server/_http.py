@@ -124,7 +124,9 @@ class HttpConfig:
             if origin == allowed:
                 return True
             if allowed.endswith(":*") and origin.startswith(allowed[:-2] + ":"):
-                return True
+                port = origin[len(allowed) - 1 :]
+                if port.isascii() and port.isdigit() and len(port) <= 5:  # not "localhost:80.evil.com"
+                    return True
         return False
 
 
