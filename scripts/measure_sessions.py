@@ -195,6 +195,13 @@ def versus_claude_code(engine: Engine) -> None:
         tail = tail_cut(transcript_text, size)
         hit = sum(1 for n in names if n in tail)
         print(f"{label:<44} {size:>6} {size / cc_tokens:>5.2f} {hit:>4}/{len(names):<4} {hit / len(names):>6.1%} {'-':>14}")
+    # the same, over the session file as it is on disk (JSON records with their metadata)
+    raw_lines = (DATA / MAIN).read_text(encoding="utf-8").splitlines()
+    raw_before = "\n".join(raw_lines[: before.events[-1].record])
+    for label, size in (("raw JSONL tail, same size as ours", default.tokens), ("raw JSONL tail, same size as CC", cc_tokens)):
+        tail = tail_cut(raw_before, size)
+        hit = sum(1 for n in names if n in tail)
+        print(f"{label:<44} {size:>6} {size / cc_tokens:>5.2f} {hit:>4}/{len(names):<4} {hit / len(names):>6.1%} {'-':>14}")
     missed = sorted(n for n in names if n not in default.text)
     print(f"names of Claude Code's summary missing from ours (default budget): {missed}")
     print()
