@@ -30,7 +30,6 @@ from ._llm_protocol import LLMBackend
 from ._redact import redact_secrets
 from ._scoring import LineScorer, ScoringInput
 from ._session_facts import (
-    ELLIPSIS,
     FILES,
     NEXT,
     PRIMARY,
@@ -188,7 +187,7 @@ def select_lines(
     for c in pool:
         by_sec.setdefault(c.section, []).append(c)
     pool = []
-    for sec, cs in by_sec.items():
+    for cs in by_sec.values():
         if len(cs) > max_candidates:
             cs = sorted(cs, key=lambda c: -(c.prior + sum(w.get(n, 0) for n in c.names) + 1e-6 * c.event))[:max_candidates]
         pool.extend(cs)
@@ -603,5 +602,3 @@ def _finish(d: Distiller, sections: dict[str, str], recent: list[str]) -> str:
         text += f"\n## {RECENT}\n" + "\n".join(recent) + "\n"
     return text
 
-
-_ = ELLIPSIS

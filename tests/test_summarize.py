@@ -100,7 +100,7 @@ def any_engine(request):
 
     eng = Engine(store=False)
     try:
-        eng.scorer
+        _ = eng.scorer  # loads the model, or says why it cannot
     except AssetError as exc:
         pytest.skip(f"deletion model not installed: {exc}")
     return eng

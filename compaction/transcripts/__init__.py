@@ -190,7 +190,7 @@ def _from_bytes(data: bytes, fmt: str, *, path: Path | None, subagents: bool) ->
                 t = t.model_copy(update={"skipped": t.skipped + bad, "skipped_reasons": reasons})
             return t
         if fmt in ("openai", "anthropic"):
-            raise TranscriptError(f"no chat messages found: expected a JSON list of {{role, content}} objects")
+            raise TranscriptError("no chat messages found: expected a JSON list of {role, content} objects")
     return parse_text(_decode(data), path=pstr)
 
 

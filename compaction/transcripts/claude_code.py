@@ -22,7 +22,6 @@ from ._model import (
     AssistantText,
     CompactBoundary,
     CompactSummary,
-    SystemText,
     Thinking,
     ToolCall,
     ToolResult,
