@@ -208,7 +208,9 @@ def versus_claude_code(engine: Engine) -> None:
 
 
 def speed(engine: Engine, target_tokens: int = 1_000_000) -> None:
-    print(f"== 3. speed on a ~{target_tokens:,}-token transcript (real sessions repeated), {os.cpu_count()} CPUs visible")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"== 3. speed on a ~{target_tokens:,}-token transcript (real sessions repeated), "
+          f"{os.cpu_count()} CPUs visible, load average {load:.1f} at the start")
     tok = compaction.get_tokenizer()
     lines: list[bytes] = []
     for name in SESSIONS[:4]:
