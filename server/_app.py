@@ -22,7 +22,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
 import compaction
-from compaction._exceptions import ContextDistillError, InputError
+from compaction._exceptions import ContextDistillError, InputError, StoreError
 from compaction._paths import resolve_allowed_file
 from compaction.cli import status_report
 
@@ -435,9 +435,12 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         def run() -> dict[str, Any]:
             r = make_handoff(source, goal=goal, budget_tokens=budget_tokens, engine=rt.engine)
             data = _dump(r)
-            store = rt.handoff_store()
-            stored = store.save(r, project=data.get("cwd"))
-            data["id"] = getattr(stored, "id", None)
+            try:
+                stored = rt.handoff_store().save(r, project=data.get("cwd"))
+                data["id"] = getattr(stored, "id", None)
+            except StoreError as exc:  # an unwritable data dir: hand the text back anyway, unstored
+                data["id"] = None
+                data["warnings"] = [*(data.get("warnings") or []), f"the handoff was not stored ({exc})"]
             if template is not None:
                 from compaction._spawn import spawn_agent
 

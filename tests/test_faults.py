@@ -162,13 +162,10 @@ def test_unwritable_cache_and_data_dir_through_the_real_server(tmp_path):
     assert out["tokens_after"] < out["tokens_before"]
     assert st.structured_content["cache_writable"] is False
     assert e.is_error and "\n" not in error_text(e).strip()
-    # a handoff that cannot be stored is still handed back (with a warning), or refused with a clear line
-    if h.is_error:
-        msg = error_text(h)
-        assert "data" in msg.lower() or "store" in msg.lower() or "write" in msg.lower(), msg
-    else:
-        assert h.structured_content["text"] and h.structured_content["id"] is None
-        assert h.structured_content["warnings"]
+    # a handoff that cannot be stored is still handed back, with a warning and no id
+    assert not h.is_error, h.content[0].text
+    assert h.structured_content["text"] and h.structured_content["id"] is None
+    assert any("not stored" in w for w in h.structured_content["warnings"])
     assert not again.is_error and again.structured_content["tokens_after"] <= 200
 
 
