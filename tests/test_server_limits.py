@@ -12,7 +12,10 @@ from server_support import ROOT, SERVER_CMD, HttpServer, error_text, observation
 
 
 def _params(extra: dict[str, str]) -> StdioServerParameters:
-    return StdioServerParameters(command=SERVER_CMD[0], args=SERVER_CMD[1:], env=server_env(extra), cwd=str(ROOT))
+    # These tests are about the pool and the limits, not the ranker: the bm25 baseline keeps them quick.
+    return StdioServerParameters(
+        command=SERVER_CMD[0], args=SERVER_CMD[1:], env=server_env(extra, scorer="bm25"), cwd=str(ROOT)
+    )
 
 
 def _big_text(n_lines: int) -> str:
@@ -68,7 +71,8 @@ def test_a_client_that_disconnects_mid_call_does_not_wedge_the_server():
     }
     headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
                "mcp-protocol-version": "2025-06-18"}
-    with HttpServer(["--stateless"], env=server_env({"CONTEXT_DISTILL_HTTP_MAX_BODY_BYTES": "67108864"})) as srv:
+    env = server_env({"CONTEXT_DISTILL_HTTP_MAX_BODY_BYTES": "67108864"}, scorer="bm25")
+    with HttpServer(["--stateless"], env=env) as srv:
         with httpx.Client(timeout=0.5) as h:
             try:
                 h.post(srv.url, headers=headers, json=body)  # gives up after 0.5 s, mid-call
