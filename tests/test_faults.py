@@ -383,3 +383,63 @@ def test_clients_that_disconnect_mid_call_do_not_wedge_the_server():
 
     m = re.search(r'"in_flight"\s*:\s*(\d+)', st.text)
     assert m and int(m.group(1)) <= 2, st.text[:500]  # the status call itself, and at most one straggler
+
+
+@pytest.mark.slow
+def test_precompact_hook_and_server_killed_mid_call_leave_only_whole_handoffs(tmp_path):
+    """The real hook command and the real server, SIGKILLed while they write handoffs."""
+    data = tmp_path / "data"
+    env = server_env({"CONTEXT_DISTILL_DATA_DIR": str(data), "CONTEXT_DISTILL_ROOTS": str(SEED.parent)})
+    hook_input = json.dumps(
+        {"session_id": "s1", "transcript_path": str(SEED), "cwd": "/proj", "hook_event_name": "PreCompact", "trigger": "auto"}
+    ).encode()
+    rng = random.Random(3)
+    finished = 0
+    for _ in range(6):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "compaction", "hook", "PreCompact"],
+            env=env, cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        proc.stdin.write(hook_input)
+        proc.stdin.close()
+        time.sleep(rng.uniform(0.2, 2.5))
+        if proc.poll() is None:
+            proc.kill()
+        else:
+            finished += 1
+        proc.wait(10)
+    # the server, killed while spawn_handoff calls are in flight
+    for _ in range(3):
+        proc = subprocess.Popen(
+            [*SERVER_CMD], env=env, cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        msgs = [
+            INIT_LINE,
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            *({"jsonrpc": "2.0", "id": 10 + k, "method": "tools/call", "params": {"name": "spawn_handoff", "arguments": {"transcript_path": str(SEED)}}} for k in range(4)),
+        ]  # fmt: skip
+        proc.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in msgs))
+        proc.stdin.flush()
+        time.sleep(rng.uniform(1.0, 4.0))
+        proc.kill()
+        proc.wait(10)
+    # one last hook run, left to finish: the store still works and holds it
+    done = subprocess.run(
+        [sys.executable, "-m", "compaction", "hook", "PreCompact"], env=env, cwd=str(ROOT), input=hook_input, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0
+    store = HandoffStore(data)
+    items = store.list(limit=1000)
+    assert len(items) >= 1 + finished
+    for info in items:
+        assert store.get(info.id).text.strip()
+    for p in (data / "handoffs").rglob("*.json"):
+        json.loads(p.read_text())
+
+
+INIT_LINE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
