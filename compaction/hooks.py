@@ -67,7 +67,8 @@ HOOKS_SETTINGS: dict[str, Any] = {
         ],
         "PostToolUse": [
             {
-                "matcher": "Bash|Grep|mcp__.*",
+                # our own tools (expand must stay verbatim) do not even start the hook
+                "matcher": "Bash|Grep|mcp__(?!context-distill__).*",
                 "hooks": [{"type": "command", "command": "context-distill hook PostToolUse", "timeout": 30}],
             }
         ],

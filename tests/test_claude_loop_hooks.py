@@ -128,6 +128,8 @@ def test_hooks_in_real_claude_code_shrink_and_survive_compaction(loop_env):
     assert f'context-distill: kept' in big["text"] and f'handle="{handle}"' in big["text"]
     # ... and the server's expand tool gives omitted lines back verbatim (our own tools are never shrunk)
     [exp] = _results(r, "mcp__context-distill__expand")
+    runs = [run for step in r["steps"] for run in step.get("hook_runs", [])]
+    assert not [run for run in runs if run["hook"].startswith("PostToolUse:mcp__context-distill__")]  # the matcher skips them
     wanted = PARSER_C.splitlines()[299:310]
     assert not exp["is_error"], exp["text"][:500]
     assert all(line in exp["text"] or json.dumps(line)[1:-1] in exp["text"] for line in wanted), exp["text"][:800]
