@@ -148,12 +148,30 @@ async def main(args: argparse.Namespace) -> None:
         sc = r.structured_content
         st = (await c.call_tool("status", {})).structured_content
         rss = max((peak_rss_mb(p) or 0.0) for p in pids) if pids else None
+    # the same call on the engine in this process: what the protocol layer adds is the difference
+    os.environ["CONTEXT_DISTILL_CACHE_DIR"] = str(tmp / "cache-direct")
+    if args.scorer:
+        os.environ["CONTEXT_DISTILL_SCORER"] = args.scorer
+    from compaction.cli import engine_from_env
+
+    engine = engine_from_env()
+    engine.compact(text, ratio=0.3, query=query)
+    direct = []
+    for _ in range(args.calls):
+        t0 = time.perf_counter()
+        engine.compact(text, ratio=0.3, query=query)
+        direct.append((time.perf_counter() - t0) * 1000)
     shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"compact result: {sc['tokens_before']:,} -> {sc['tokens_after']:,} tokens, scorer {sc['scorer']}, "
           f"provider {st['model'].get('execution_provider', 'n/a')}")
     print(f"latency over stdio ({args.calls} calls): p50 {pct(lat, 50):.1f} ms, p95 {pct(lat, 95):.1f} ms, "
           f"min {min(lat):.1f} ms, max {max(lat):.1f} ms   (target p50 < 200 ms)")
+    print(f"same call on the engine in-process: p50 {pct(direct, 50):.1f} ms, p95 {pct(direct, 95):.1f} ms "
+          f"(MCP over stdio adds ~{pct(lat, 50) - pct(direct, 50):.1f} ms at p50)")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    if load:
+        print(f"load average during the run: {load[0]:.1f} (1 min) on {os.cpu_count()} CPUs")
     print(f"cold start to first compact result ({args.cold} runs): median {statistics.median(colds):.2f} s, "
           f"min {min(colds):.2f} s, max {max(colds):.2f} s   (target < 2 s)")
     print(f"peak RSS of the server process: {rss:.0f} MB   (target < 500 MB)" if rss else "peak RSS: n/a (no /proc)")
