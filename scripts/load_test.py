@@ -258,15 +258,19 @@ async def drive(url: str, jobs: list[Job], args) -> tuple[Stats, float]:
 # -- checking ----------------------------------------------------------------------------------------
 
 
-def expected_digests(jobs: list[Job], cache: Path) -> list[str]:
+def expected_digests(jobs: list[Job], which: set[int], cache: Path) -> dict[int, str]:
+    """Direct engine calls (same scorer as the server) for the jobs the server answered."""
     from compaction import Settings
     from compaction.cli import engine_from_env
 
     eng = engine_from_env(settings=Settings(cache_dir=cache / "check-cache", data_dir=cache / "check-data"))
-    out = []
+    out = {}
     for j in jobs:
-        r = eng.compact(j.text, ratio=j.ratio, query=j.query)
-        out.append(result_digest(r.text, r.kept_line_ranges, r.omitted_line_ranges, r.tokens_before, r.tokens_after, r.handle))
+        if j.idx in which:
+            r = eng.compact(j.text, ratio=j.ratio, query=j.query)
+            out[j.idx] = result_digest(
+                r.text, r.kept_line_ranges, r.omitted_line_ranges, r.tokens_before, r.tokens_after, r.handle
+            )
     return out
 
 
@@ -312,11 +316,15 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     print(f"load phase done in {wall:.1f} s; checking every answer against direct engine calls", file=sys.stderr)
+    try:
+        load_avg = os.getloadavg()
+    except OSError:
+        load_avg = None
     t1 = time.perf_counter()
-    expected = expected_digests(jobs, work)
+    answered = [o for o in stats.outcomes.values() if o.ok]
+    expected = expected_digests(jobs, {o.idx for o in answered}, work)
     check_s = time.perf_counter() - t1
 
-    answered = [o for o in stats.outcomes.values() if o.ok]
     wrong = [o.idx for o in answered if o.digest != expected[o.idx]]
     errors = [o for o in stats.outcomes.values() if not o.ok]
     unsent = len(jobs) - len(stats.outcomes)
@@ -352,6 +360,7 @@ def main() -> int:
         "max_queue": os.environ.get("CONTEXT_DISTILL_MAX_QUEUE", "16 (default)"),
         "check_s": round(check_s, 1),
         "cpus": os.cpu_count(),
+        "load_average_after_load_phase": [round(x, 1) for x in load_avg] if load_avg else None,
     }
     print(json.dumps(report, indent=2))
     if errors:
