@@ -207,3 +207,18 @@ def test_install_hooks_writes_the_project_files(tmp_path):
     assert "PostToolUse" in settings["hooks"]
     missing = cli("install-hooks", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "not a folder" in one_line_error(missing)
+
+
+@pytest.mark.parametrize(
+    "extra,args,needle",
+    [
+        ({"CONTEXT_DISTILL_MAX_CONCURRENT": "abc"}, [], "CONTEXT_DISTILL_MAX_CONCURRENT"),
+        ({"CONTEXT_DISTILL_SCORER": "magic"}, [], "not a known scorer"),
+        ({"CONTEXT_DISTILL_HTTP_MAX_BODY_BYTES": "10"}, ["--http"], "too small"),
+        ({}, ["--http", "--host", "0.0.0.0"], "CONTEXT_DISTILL_HTTP_TOKEN"),
+    ],
+)
+def test_serve_refuses_bad_settings_with_one_line(extra, args, needle):
+    p = cli("serve", *args, stdin=b"", env=server_env(extra))
+    assert p.returncode == 2
+    assert needle in one_line_error(p)
