@@ -471,7 +471,7 @@ def llm_sections(
     embedded_users: list[str],
 ) -> dict[str, str]:
     """Ask ``backend`` for the sections; raise on any failure or an answer without them."""
-    prompt = _llm_prompt(d, t, history_end, facts, query)
+    prompt = redact_secrets(_llm_prompt(d, t, history_end, facts, query))  # it leaves this machine
     answer = backend.complete(system=_SYSTEM, prompt=prompt, max_tokens=max(256, budget))
     if not isinstance(answer, str) or not answer.strip():
         raise ValueError("empty answer")

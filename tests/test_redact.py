@@ -6,6 +6,7 @@ The fake secrets are assembled at run time so that no scanner mistakes this file
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -366,3 +367,48 @@ def test_non_text_is_returned_as_is():
     assert redact_secrets("") == ""
     assert redact_secrets(None) is None  # type: ignore[arg-type]
 
+
+
+# -- summaries, handoffs and LLM prompts carry no secret ----------------------------------------------
+
+
+class _RecordingBackend:
+    """A real LLMBackend (the protocol) that records what it is sent and answers with our headings."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def complete(self, *, system: str, prompt: str, max_tokens: int) -> str:
+        from compaction._summarize import SECTIONS
+
+        self.prompts.append(system + "\n" + prompt)
+        return "\n".join(f"## {s}\nsomething about it" for s in SECTIONS)
+
+
+def _session_with_secrets() -> list[dict]:
+    log = "\n".join([f"step {i}: ok" for i in range(60)] + [f"export OPENAI_API_KEY={OPENAI}", f"Authorization: Bearer {JWT}"])
+    return [
+        {"role": "user", "content": f"deploy it; the key is {OPENAI} and the GitHub token {GHP}"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "bash", "arguments": '{"command": "env"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": log + "\n" + key_block("RSA")},
+        {"role": "assistant", "content": f"I see the key {OPENAI} in the environment; fixing deploy.py"},
+        {"role": "user", "content": "thanks, now fix the failing test in tests/test_deploy.py"},
+    ]
+
+
+def test_summaries_handoffs_and_llm_prompts_carry_no_secret(tmp_path):
+    eng = compaction.Engine(scorer=BM25Scorer(), settings=compaction.Settings(cache_dir=tmp_path / "c", data_dir=tmp_path / "d"))
+    msgs = _session_with_secrets()
+    secrets = (OPENAI, GHP, JWT, KEY_BODY[0], KEY_BODY[1])
+    s = compaction.summarize(msgs, engine=eng)
+    h = compaction.make_handoff(msgs, engine=eng)
+    backend = _RecordingBackend()
+    s_llm = compaction.summarize(msgs, engine=eng, backend=backend)
+    assert backend.prompts, "the LLM backend was not called"
+    assert s_llm.backend == "recording"
+    blobs = [s.text, json.dumps(s.sections), h.text, h.goal or "", h.latest_request or "", s_llm.text, *backend.prompts]
+    for blob in blobs:
+        for secret in secrets:
+            assert secret not in blob
