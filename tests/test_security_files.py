@@ -92,3 +92,23 @@ def test_summary_of_a_session_with_a_planted_link_leaks_nothing(tmp_path):
     s = compaction.summarize(path, engine=eng)
     h = compaction.make_handoff(path, engine=eng)
     assert "TOP-SECRET" not in s.text and "TOP-SECRET" not in h.text
+
+
+def test_stored_originals_and_handoffs_are_private_files(tmp_path):
+    """Other local users cannot read what is stored: files are created 0600 (mkstemp), whatever the umask."""
+    import stat
+    from types import SimpleNamespace
+
+    from compaction._handoff_store import HandoffStore
+    from compaction._store import OriginalStore
+
+    old = os.umask(0o022)
+    try:
+        h = OriginalStore(tmp_path / "cache").put("line\n" * 10)
+        HandoffStore(tmp_path / "data").save(SimpleNamespace(text="a handoff", files=[], cwd="/p"), project="/p")
+    finally:
+        os.umask(old)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.stem == h for p in files) and any(p.parent.name == "handoffs" for p in files)
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p, oct(p.stat().st_mode))
