@@ -253,8 +253,11 @@ def test_corrupt_model_is_detected_and_status_says_so(tmp_path, damage):
 # -- LLM backends that hang or answer garbage ----------------------------------------------------------
 
 
+BAD_MODES = ["hang", "garbage", "wrong-shape", "html", "huge"]
+
+
 class _Bad(BaseHTTPRequestHandler):
-    mode = "hang"
+    """An OpenAI-compatible endpoint that goes wrong a different way on each request."""
 
     def log_message(self, *a):  # quiet
         pass
@@ -262,7 +265,11 @@ class _Bad(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         n = int(self.headers.get("content-length") or 0)
         self.rfile.read(n)
-        if self.server.mode == "hang":
+        with self.server.lock:
+            mode = BAD_MODES[self.server.count % len(BAD_MODES)]
+            self.server.count += 1
+            self.server.seen.append(mode)
+        if mode == "hang":
             time.sleep(30)
             return
         body = {
@@ -270,7 +277,7 @@ class _Bad(BaseHTTPRequestHandler):
             "wrong-shape": json.dumps({"choices": [{"message": {"content": None}}], "content": 5}).encode(),
             "html": b"<html><body>502 Bad Gateway</body></html>",
             "huge": b'{"choices": [{"message": {"content": "' + b"A" * 3_000_000 + b'"}}]}',
-        }[self.server.mode]
+        }[mode]
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -282,22 +289,21 @@ class _Bad(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def bad_llm(mode: str):
+def bad_llm():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Bad)
     srv.daemon_threads = True
-    srv.mode = mode
+    srv.count, srv.seen, srv.lock = 0, [], threading.Lock()
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
     try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+        yield srv, f"http://127.0.0.1:{srv.server_address[1]}/v1"
     finally:
         srv.shutdown()
         srv.server_close()
 
 
-@pytest.mark.parametrize("mode", ["hang", "garbage", "wrong-shape", "html", "huge"])
-def test_llm_that_hangs_or_talks_nonsense_falls_back_to_embedded_through_the_server(mode):
-    with bad_llm(mode) as url:
+def test_llm_that_hangs_or_talks_nonsense_falls_back_to_embedded_through_the_server():
+    with bad_llm() as (srv, url):
         env = {
             "CONTEXT_DISTILL_LLM": "openai",
             "CONTEXT_DISTILL_LLM_BASE_URL": url,
@@ -307,20 +313,25 @@ def test_llm_that_hangs_or_talks_nonsense_falls_back_to_embedded_through_the_ser
         }
 
         async def go():
+            out = []
             async with Client(stdio(env)) as c:
-                t0 = time.monotonic()
-                r = await c.call_tool("summarize", {"transcript_path": str(SEED), "budget_tokens": 400})
-                dt = time.monotonic() - t0
+                for _ in BAD_MODES:
+                    t0 = time.monotonic()
+                    r = await c.call_tool("summarize", {"transcript_path": str(SEED), "budget_tokens": 400})
+                    out.append((r, time.monotonic() - t0))
                 ok = await c.call_tool("compact", {"text": observation(), "ratio": 0.5})
-                return r, dt, ok
+            return out, ok
 
-        r, dt, ok = anyio.run(go)
-    assert not r.is_error, r.content[0].text
-    out = r.structured_content
-    assert out["backend"] == "embedded"
-    assert out["warnings"] and any("embedded" in w or "LLM" in w or "openai" in w.lower() for w in out["warnings"])
-    assert out["text"].strip()
-    assert dt < 60
+        results, ok = anyio.run(go)
+        seen = list(srv.seen)
+    assert set(seen) == set(BAD_MODES), seen  # every kind of failure was served
+    for r, dt in results:
+        assert not r.is_error, r.content[0].text
+        out = r.structured_content
+        assert out["backend"] == "embedded"
+        assert out["warnings"] and any("embedded" in w or "LLM" in w or "openai" in w.lower() for w in out["warnings"])
+        assert out["text"].strip()
+        assert dt < 60
     assert not ok.is_error
 
 
