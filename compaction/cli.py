@@ -13,13 +13,14 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import compaction
 from compaction._exceptions import ContextDistillError, HandleNotFoundError, InputError
 
-__all__ = ["main", "engine_from_env", "status_report", "SCORER_ENV"]
+__all__ = ["SCORER_ENV", "engine_from_env", "main", "status_report"]
 
 log = logging.getLogger("context_distill")
 
@@ -78,7 +79,7 @@ def status_report(engine: compaction.Engine, scorer_error: str | None = None) ->
     tok = engine.tokenizer
     model: dict[str, Any] = {"available": False}
     try:
-        from compaction import _model  # noqa: F401  (absent until the model ships)
+        from compaction import _model
 
         info = getattr(_model, "model_info", None)
         if info is not None:
@@ -208,7 +209,7 @@ def _cmd_compact(args: argparse.Namespace) -> int:
     raw = _read_bytes(args.path)
     engine = engine_from_env()
     try:
-        engine.scorer
+        _ = engine.scorer
     except ImportError:
         raise ContextDistillError(_NO_MODEL) from None
     except compaction.AssetError as exc:
@@ -641,7 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+    except Exception as exc:
         log.debug("internal error", exc_info=True)
         print(
             f"context-distill {args.command}: internal error: {type(exc).__name__}: {exc} "

@@ -30,7 +30,7 @@ def _configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def build_server(*args, **kwargs):  # noqa: ANN002, ANN003 - re-export, imported lazily
+def build_server(*args, **kwargs):
     from ._app import build_server as _build
 
     return _build(*args, **kwargs)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -37,7 +38,7 @@ from ._models import (
 from ._runtime import BusyError, Runtime, progress_bridge
 from ._sampling import ReplayBackend, as_sampled_text, sampled_summary
 
-__all__ = ["build_server", "ContextDistillServer"]
+__all__ = ["ContextDistillServer", "build_server"]
 
 log = logging.getLogger("context_distill.server")
 

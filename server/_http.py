@@ -21,7 +21,7 @@ from typing import Any
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["HttpConfig", "SecureHTTP", "is_loopback", "build_http_app"]
+__all__ = ["HttpConfig", "SecureHTTP", "build_http_app", "is_loopback"]
 
 log = logging.getLogger("context_distill.server")
 
@@ -64,7 +64,7 @@ class HttpConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, *, host: str, port: int, path: str, stateless: bool, json_response: bool = False) -> "HttpConfig":
+    def from_env(cls, *, host: str, port: int, path: str, stateless: bool, json_response: bool = False) -> HttpConfig:
         token = os.environ.get(TOKEN_ENV, "").strip() or None
         raw = os.environ.get(MAX_BODY_ENV, "").strip()
         try:

@@ -19,8 +19,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -29,7 +30,7 @@ import anyio.to_thread
 import compaction
 from compaction.cli import engine_from_env
 
-__all__ = ["Runtime", "RuntimeConfig", "BusyError"]
+__all__ = ["BusyError", "Runtime", "RuntimeConfig"]
 
 log = logging.getLogger("context_distill.server")
 
@@ -59,7 +60,7 @@ class RuntimeConfig:
     max_queue: int = 16
 
     @classmethod
-    def from_env(cls) -> "RuntimeConfig":
+    def from_env(cls) -> RuntimeConfig:
         return cls(
             max_concurrent=_positive_int_env("CONTEXT_DISTILL_MAX_CONCURRENT", 2),
             max_queue=_positive_int_env("CONTEXT_DISTILL_MAX_QUEUE", 16),

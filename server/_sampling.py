@@ -27,13 +27,19 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Sample
 from mcp.shared.message import ServerMessageMetadata
-from mcp_types import CreateMessageRequest, CreateMessageRequestParams, CreateMessageResult, SamplingMessage, TextContent
+from mcp_types import (
+    CreateMessageRequest,
+    CreateMessageRequestParams,
+    CreateMessageResult,
+    SamplingMessage,
+    TextContent,
+)
 from mcp_types.version import is_version_at_least
 
 import compaction
 from compaction._llm_protocol import LLMError
 
-__all__ = ["sampled_summary", "ReplayBackend", "SampledText"]
+__all__ = ["ReplayBackend", "SampledText", "sampled_summary"]
 
 log = logging.getLogger("context_distill.server")
 

@@ -67,8 +67,8 @@ class HttpServer:
         path = self.args[self.args.index("--path") + 1] if "--path" in self.args else "/mcp"
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def __enter__(self) -> "HttpServer":
-        out = open(self.log, "wb") if self.log else subprocess.DEVNULL  # noqa: SIM115
+    def __enter__(self) -> HttpServer:
+        out = open(self.log, "wb") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [*SERVER_CMD, "--http", *([] if "--host" in self.args else ["--host", "127.0.0.1"]),
              "--port", str(self.port), *self.args],
@@ -90,7 +90,7 @@ class HttpServer:
         self.__exit__(None, None, None)
         raise RuntimeError("server did not start listening within 60 s")
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from server_support import MODEL_PRESENT, ROOT, SERVER_CMD
 
 VERSION = "2.1.331"

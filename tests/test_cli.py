@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from server_support import FIXTURES, ROOT, kept_lines_match, observation, server_env
 
 import compaction
-from server_support import FIXTURES, ROOT, kept_lines_match, observation, server_env
 
 CLI = [sys.executable, "-m", "compaction"]
 

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from server_support import FIXTURES, MODEL_PRESENT, ROOT, SERVER_CMD, TOOLS, observation
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"

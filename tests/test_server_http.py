@@ -13,8 +13,16 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-
-from server_support import ROOT, SERVER_CMD, TOOLS, HttpServer, check_structured, error_text, observation, server_env
+from server_support import (
+    ROOT,
+    SERVER_CMD,
+    TOOLS,
+    HttpServer,
+    check_structured,
+    error_text,
+    observation,
+    server_env,
+)
 
 INIT = {
     "jsonrpc": "2.0",

@@ -7,8 +7,14 @@ from __future__ import annotations
 import anyio
 import httpx
 from mcp import Client, StdioServerParameters
-
-from server_support import ROOT, SERVER_CMD, HttpServer, error_text, observation, server_env
+from server_support import (
+    ROOT,
+    SERVER_CMD,
+    HttpServer,
+    error_text,
+    observation,
+    server_env,
+)
 
 
 def _params(extra: dict[str, str]) -> StdioServerParameters:

@@ -11,8 +11,6 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp_types import CreateMessageResult, TextContent
-
-import compaction
 from server_support import (
     FIXTURES,
     MODEL_PRESENT,
@@ -25,6 +23,8 @@ from server_support import (
     observation,
     server_env,
 )
+
+import compaction
 
 
 def params(extra: dict[str, str] | None = None, scorer: str | None = None) -> StdioServerParameters:
