@@ -197,3 +197,30 @@ def test_non_loopback_bind_with_a_token_serves_only_with_the_token():
     assert anonymous.status_code == 401
     assert evil_origin.status_code == 403
     assert got["tools"] == TOOLS and got["status"]["transport"] == "streamable-http"
+
+
+@pytest.mark.parametrize("args", [[], ["--stateless"]])
+def test_summarize_samples_the_clients_model_over_http(args):
+    """2026-07-28 over HTTP (sessions or stateless): sampling rides an input-required round trip."""
+    from mcp_types import CreateMessageResult, TextContent
+
+    from compaction._summarize import SECTIONS
+    from server_support import FIXTURES
+
+    answer = "\n".join(f"## {s}\n- written by the client's model\n" for s in SECTIONS)
+    asked = []
+
+    async def sample(context, params):
+        asked.append(params)
+        return CreateMessageResult(role="assistant", content=TextContent(type="text", text=answer), model="m1")
+
+    async def go(url):
+        async with Client(url, sampling_callback=sample) as c:
+            assert c.protocol_version == "2026-07-28"
+            return await c.call_tool("summarize", {"transcript_path": str(FIXTURES / "claude-code-short.jsonl")})
+
+    with HttpServer(args) as srv:
+        r = anyio.run(go, srv.url)
+    assert not r.is_error, r.content[0].text
+    assert r.structured_content["backend"] == "mcp-sampling:m1" and asked
+    assert "written by the client's model" in r.structured_content["text"]
