@@ -14,7 +14,9 @@ FORMAT (gzip JSON lines, one object per tool output):
      "source": "mini-swe-agent" | "aider" | "openhands" | "claude-code",
      "repo": "django/django",
      "query": "<preceding thought>\\n$ <command>\\n\\nTask: <task, cut to ~200 tokens>",
-     "lines": [str, ...],        # exactly tool_output.splitlines() (verbatim, may hold ANSI codes)
+     "lines": [str, ...],        # exactly tool_output.splitlines() (verbatim, may hold ANSI codes;
+                                 # ~6 % end with "", which "\\n".join(lines).splitlines() drops:
+                                 # blank lines are always label 0)
      "labels": [0 | 1, ...],     # 1 = the agent later used this line (training/labels.py)
      "weights": [float, ...],    # per-line LOSS weight in (0.5, 1]: 1 = confident, lower near
                                  # the threshold (use it to multiply the per-line loss, or ignore it)
@@ -22,7 +24,7 @@ FORMAT (gzip JSON lines, one object per tool output):
      "n_used": int}              # sum(labels)
 
 Every output with at least one line is kept, including those with no used line
-(``n_used == 0``: about a third; the evaluation counts only examples with n_used >= 1;
+(``n_used == 0``: about 40 %; the evaluation counts only examples with n_used >= 1;
 training may use them as all-negative examples or skip them). The split is by
 repository, the same in every source (``training.labels.VAL_REPOS``). Examples keep the
 order of the sources; shuffle when training.
