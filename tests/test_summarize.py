@@ -268,3 +268,28 @@ def test_many_long_user_messages_all_appear_within_budget(engine):
     users = section(r.text, "All user messages")
     assert all(f"request {k}: change handle_{k} " in users for k in range(150))
     assert r.tokens <= r.budget_tokens or any("over the budget" in w for w in r.warnings)
+
+
+def test_todowrite_items_become_pending_tasks(engine):
+    todos = [
+        {"content": "Add --json flag to cli.py", "status": "completed", "activeForm": "Adding"},
+        {"content": "Write tests for parse_args", "status": "in_progress", "activeForm": "Writing"},
+        {"content": "Update README usage section", "status": "pending", "activeForm": "Updating"},
+    ]
+    recs = [
+        {"type": "user", "sessionId": "s", "message": {"role": "user", "content": "add a --json flag and tests"}},
+        {"type": "assistant", "sessionId": "s", "message": {"id": "m1", "role": "assistant", "content": [
+            {"type": "tool_use", "id": "t1", "name": "TodoWrite", "input": {"todos": todos}}]}},
+        {"type": "user", "sessionId": "s", "message": {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": "Todos have been modified successfully."}]}},
+        {"type": "assistant", "sessionId": "s", "message": {"id": "m2", "role": "assistant", "content": [
+            {"type": "text", "text": "Next I will write the tests for parse_args."}]}},
+    ]
+    import json
+
+    r = summarize("\n".join(json.dumps(x) for x in recs), engine=engine, recent_turns=0)
+    pending = section(r.text, "Pending tasks")
+    assert "- [in_progress] Write tests for parse_args" in pending
+    assert "- [pending] Update README usage section" in pending
+    assert "Add --json flag to cli.py" not in pending
+    assert "Next I will write the tests for parse_args." in section(r.text, "Next step")
