@@ -454,3 +454,46 @@ INIT_LINE = {
     "method": "initialize",
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
+
+
+# -- inference under concurrency ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not MODEL_PRESENT, reason="the deletion model has not shipped in this checkout")
+def test_model_scores_are_reproducible_single_threaded_under_concurrent_callers():
+    """With one intra-op thread the deletion model gives bit-identical scores from any calling
+    thread, whatever the concurrency (what the load test relies on when it compares server answers
+    with direct engine calls). With two intra-op threads scores are not always bit-reproducible
+    across calling threads; scripts/load_test.py shows it on real inputs (docs/load.md)."""
+    import numpy as np
+
+    from compaction._compact import _build_units
+    from compaction._model import ModelScorer
+    from compaction._scoring import ScoringInput
+
+    tok = compaction.get_tokenizer()
+    scorer = ModelScorer(threads=1)
+    inputs = []
+    texts = [observation()] + [p.read_text(encoding="utf-8") for p in sorted((FIXTURES.parent / "hooks").glob("*.txt"))]
+    texts += [json.dumps(json.loads(line).get("toolUseResult", ""))[:20000] for line in SEED.read_text().splitlines()[:12]]
+    for text in texts:
+        if not text.strip():
+            continue
+        lines, bodies = text.splitlines(keepends=True), text.splitlines()
+        u = _build_units(lines, bodies, tok, compaction.Limits())
+        inputs.append(ScoringInput(u.texts, u.tokens, u.line_of, "which step failed", tok.encode("which step failed")))
+    base = [scorer.logits(i) for i in inputs]
+    bad: list[int] = []
+
+    def run():
+        for _ in range(3):
+            for k, inp in enumerate(inputs):
+                if not np.array_equal(scorer.logits(inp), base[k]):
+                    bad.append(k)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad, f"scores changed between identical runs for inputs {sorted(set(bad))}"
