@@ -342,3 +342,29 @@ def test_keep_that_is_not_a_list_is_an_input_error(engine, keep):
     """Found by fuzzing: keep=0 raised TypeError."""
     with pytest.raises(compaction.InputError, match="keep"):
         engine.compact("a\nb\n" * 50, ratio=0.5, keep=keep)
+
+
+# -- the deletion model itself, fed the same hostile text -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_engine(tmp_path_factory):
+    from compaction._model import ModelScorer
+
+    try:
+        scorer = ModelScorer(threads=1)
+    except (compaction.AssetError, ImportError) as exc:
+        pytest.skip(f"the deletion model is not available here: {exc}")
+    base = tmp_path_factory.mktemp("fuzz-model")
+    return Engine(scorer=scorer, settings=Settings(cache_dir=base / "cache", data_dir=base / "data"))
+
+
+@fuzz(250)
+@given(text=valid_text, ratio=valid_ratio, query=st.one_of(st.none(), st.text(max_size=40), st.just("<keep>")))
+@example(text="\n" * 50 + "x", ratio=0.1, query="")
+@example(text="\t \u00a0\u2028" * 100 + "ERROR", ratio=0.2, query="ERROR")
+@example(text="😀" * 5000, ratio=0.05, query="😀")
+def test_model_scorer_keeps_every_promise_on_hostile_text(model_engine, text, ratio, query):
+    assume(text.strip())
+    r = model_engine.compact(text, ratio=ratio, query=query)
+    check_result(model_engine, text, r)
