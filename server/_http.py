@@ -130,6 +130,22 @@ class HttpConfig:
         return False
 
 
+    def host_allowed(self, host: str) -> bool:
+        """Host header check with a numeric port (the SDK's ``name:*`` wildcard also matches
+        ``localhost:80.evil.example``); only where DNS-rebinding protection is on."""
+        ts = self.transport_security()
+        if not ts.enable_dns_rebinding_protection:
+            return True
+        for allowed in ts.allowed_hosts:
+            if host == allowed:
+                return True
+            if allowed.endswith(":*") and host.startswith(allowed[:-2] + ":"):
+                port = host[len(allowed) - 1 :]
+                if port.isascii() and port.isdigit() and len(port) <= 5:
+                    return True
+        return False
+
+
 class SecureHTTP:
     """ASGI wrapper: bearer token (401), Origin (403), body size (413) before the MCP app."""
 
@@ -159,6 +175,11 @@ class SecureHTTP:
         if origin is not None and not self.config.origin_allowed(origin.decode("latin-1")):
             log.warning("rejected request from Origin %r", origin.decode("latin-1"))
             await self._reject(send, 403, "Forbidden: Origin not allowed")
+            return
+        host = headers.get(b"host")
+        if host is not None and not self.config.host_allowed(host.decode("latin-1")):
+            log.warning("rejected request for Host %r", host.decode("latin-1"))
+            await self._reject(send, 421, "Misdirected Request: Host not allowed")
             return
         if self._expected is not None:
             got = headers.get(b"authorization", b"")

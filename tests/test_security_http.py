@@ -143,8 +143,13 @@ def test_origin_lookalikes_are_refused_and_real_local_origins_allowed():
                 o: h.post(srv.url, headers={**H, "origin": o.format(port=p)}, json=INIT).status_code
                 for o in ("http://127.0.0.1:{port}", "http://localhost:{port}", "http://[::1]:{port}", "http://localhost:3000")
             }
+            hosts = {
+                hst: h.post(srv.url, headers={**H, "host": hst.format(port=p)}, json=INIT).status_code
+                for hst in ("evil.example:{port}", "127.0.0.1.evil.example:{port}", "localhost.evil.example", "localhost:{port}.evil.example", "0.0.0.0:{port}")
+            }
     assert set(bad.values()) == {403}, {k: v for k, v in bad.items() if v != 403}
     assert set(good.values()) == {200}, good
+    assert all(code in (400, 421) for code in hosts.values()), hosts  # DNS rebinding: a foreign Host is refused
 
 
 def _raw_status(port: int, extra_headers: bytes, body: bytes) -> int:
