@@ -191,16 +191,12 @@ def compute_features(inp: ScoringInput) -> Features:
 
     # document frequency of each token over units -> idf (within this output)
     if flat.size:
-        pair = np.unique(flat * (n + 1) + row)
-        uniq_tok, df = np.unique(pair // (n + 1), return_counts=True)
-        idf_tok = np.log((n + 1.0) / (df + 0.5)).astype(np.float32)
-        tok_idf = idf_tok[np.searchsorted(uniq_tok, flat)]
-        first_seen = np.ones(flat.size, dtype=bool)
-        # first occurrence of a token within its unit
-        key = flat * (n + 1) + row
-        _, first_idx = np.unique(key, return_index=True)
-        first_seen[:] = False
+        # first occurrence of each token within its unit, then document frequencies
+        _, first_idx = np.unique(flat * (n + 1) + row, return_index=True)
+        first_seen = np.zeros(flat.size, dtype=bool)
         first_seen[first_idx] = True
+        df = np.bincount(flat[first_seen])
+        tok_idf = np.log((n + 1.0) / (df[flat] + 0.5)).astype(np.float32)
     else:
         tok_idf = np.zeros(0, dtype=np.float32)
         first_seen = np.zeros(0, dtype=bool)
@@ -209,7 +205,12 @@ def compute_features(inp: ScoringInput) -> Features:
 
     q_tokens = np.fromiter(inp.query_tokens, dtype=np.int64)
     q_unique = np.unique(q_tokens)
-    in_q = np.isin(flat, q_unique) if q_unique.size else np.zeros(flat.size, dtype=bool)
+    if q_unique.size and flat.size:
+        in_query_vocab = np.zeros(max(int(flat.max()), int(q_unique[-1])) + 1, dtype=bool)
+        in_query_vocab[q_unique] = True
+        in_q = in_query_vocab[flat]
+    else:
+        in_q = np.zeros(flat.size, dtype=bool)
 
     tok_feats = np.empty((flat.size, len(TOKEN_FEATURES)), dtype=np.float32)
     tok_feats[:, 0] = in_q

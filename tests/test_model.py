@@ -92,7 +92,7 @@ def _cuda_usable() -> bool:
     return Path("/dev/nvidia0").exists() or Path("/dev/dxg").exists()
 
 
-def test_cpu_fallback_when_cuda_is_asked_for_first(caplog):
+def test_cpu_fallback_when_cuda_is_asked_for_first():
     import onnxruntime as ort
 
     s = ModelScorer(providers=["CUDAExecutionProvider", "CPUExecutionProvider"], threads=1)

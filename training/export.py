@@ -24,7 +24,6 @@ import datetime as _dt
 import io
 import json
 import random
-import sys
 import tempfile
 import time
 import warnings
@@ -38,15 +37,15 @@ from compaction._features import FEATURE_VERSION, LINE_FEATURES, MAX_TOKENS, N_B
 from compaction._model import META_PATH, MODEL_PATH, ModelScorer, sha256_file
 
 from .model import DeletionModel, ExportWrapper, ModelConfig
-from .train import OUT, TorchScorer, load_split, log, val_examples, validate
+from .train import OUT, load_split, log, val_examples
 
 INPUT_NAMES = ["tok_ids", "tok_feats", "tok_line", "line_feats", "query_ids"]
 MAX_BYTES = 10 * 1024 * 1024
 NAME = "deletion-model-v1"
 
 
-def load_trained() -> tuple[DeletionModel, dict]:
-    path = OUT / "model.pt"
+def load_trained(folder: Path = OUT) -> tuple[DeletionModel, dict]:
+    path = folder / "model.pt"
     if not path.exists():
         raise SystemExit(f"{path} is missing: run `python -m training.train` first")
     ckpt = torch.load(path, map_location="cpu")
@@ -133,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune-limit", type=int, default=300, help="validation examples for tuning cost_power")
     ap.add_argument("--cost-powers", default="0,0.25,0.5,0.75,1.0")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model-dir", type=Path, default=OUT, help="folder with model.pt and train.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
 
-    model, ckpt = load_trained()
+    model, ckpt = load_trained(args.model_dir)
     val = load_split("val")
     rng = random.Random(args.seed)
     parity_set = rng.sample([e for e in val if len(e.lines) >= 2], min(40, len(val)))
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"chosen cost_power {best_cp:g}")
 
     train_info = {}
-    tj = OUT / "train.json"
+    tj = args.model_dir / "train.json"
     if tj.exists():
         train_info = json.loads(tj.read_text())
     meta = {
@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                 "seed",
                 "threads",
                 "minutes",
-                "best_epoch",
+                "best_validation",
+                "best_step",
                 "best_val_mean_recall",
                 "train_examples",
                 "train_lines",

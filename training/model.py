@@ -30,6 +30,7 @@ class ModelConfig:
     seq_layers: int = 4
     seq_kernel: int = 5
     dropout: float = 0.1
+    emb_dropout: float = 0.0  # training only: drop a token's identity, keep its features
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,7 +108,11 @@ class DeletionModel(nn.Module):
         query_ids: torch.Tensor,  # [B, Q, 2] int64, 0 = padding
     ) -> torch.Tensor:
         n_lines = line_feats.shape[0]
-        x = self.embed(tok_ids) + self.tok_feat(tok_feats)  # [M, d]
+        e = self.embed(tok_ids)
+        if self.training and self.cfg.emb_dropout > 0:
+            keep = (torch.rand(e.shape[0], 1) >= self.cfg.emb_dropout).to(e.dtype)
+            e = e * keep
+        x = e + self.tok_feat(tok_feats)  # [M, d]
         # the previous token of the same line (a cheap bigram), then a pointwise layer
         same = (tok_line[1:] == tok_line[:-1]).to(x.dtype).unsqueeze(-1)  # [M-1, 1]
         prev = torch.cat([torch.zeros_like(x[:1]), x[:-1] * same], 0)

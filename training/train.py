@@ -9,7 +9,7 @@ validation recall. Validation runs the real engine (``compaction.Engine.compact`
 evaluation reports. Writes training/work/model/{model.pt,train.json}; then run
 ``python -m training.export``.
 
-    python -m training.train [--epochs 12] [--minutes 15] [--threads 2] [--seed 0]
+    python -m training.train [--epochs 3] [--minutes 25] [--threads 2] [--seed 0]
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class Example:
     labels: np.ndarray  # [N] float32
     weights: np.ndarray  # [N] float32
     feats: Features
+    soft: np.ndarray  # [N] float32: the labeller's evidence / threshold, capped at 1 (labels == soft >= 1)
 
 
 def log(msg: str) -> None:
@@ -84,7 +85,9 @@ def featurize(raw: list[dict]) -> list[Example]:
         labels = np.asarray(ex["labels"], dtype=np.float32)
         w = ex.get("weights")
         weights = np.asarray(w, dtype=np.float32) if w is not None else np.ones(len(lines), dtype=np.float32)
-        out.append(Example(ex["id"], ex.get("repo", ""), q, lines, labels, weights, feats))
+        soft = ex.get("soft")
+        soft = np.minimum(np.asarray(soft, dtype=np.float32), 1.0) if soft is not None else labels
+        out.append(Example(ex["id"], ex.get("repo", ""), q, lines, labels, weights, feats, soft))
     return out
 
 
@@ -92,7 +95,7 @@ def load_split(name: str) -> list[Example]:
     """Featurized examples of one split, cached by the dataset file's size/mtime and the feature version."""
     path = DATASET / f"{name}.jsonl.gz"
     st = path.stat() if path.exists() else None
-    key = f"{name}-v{FEATURE_VERSION}-{st.st_size if st else 0}-{int(st.st_mtime) if st else 0}.pkl"
+    key = f"{name}-v{FEATURE_VERSION}f2-{st.st_size if st else 0}-{int(st.st_mtime) if st else 0}.pkl"
     cached = CACHE / key
     if cached.exists():
         with open(cached, "rb") as f:
@@ -104,7 +107,7 @@ def load_split(name: str) -> list[Example]:
     tmp = cached.with_suffix(".tmp")
     with open(tmp, "wb") as f:
         # plain tuples: the Example class lives in __main__ under `python -m`
-        rows = [(e.id, e.repo, e.query, e.lines, e.labels, e.weights, e.feats) for e in exs]
+        rows = [(e.id, e.repo, e.query, e.lines, e.labels, e.weights, e.feats, e.soft) for e in exs]
         pickle.dump(rows, f, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, cached)
     for old in CACHE.glob(f"{name}-v*.pkl"):  # features of earlier dataset builds
@@ -159,6 +162,7 @@ def make_batches(ws: list[Window], rng: random.Random) -> list[list[Window]]:
 
 def collate(batch: list[Window]) -> dict[str, torch.Tensor]:
     tok_ids, tok_feats, tok_line, line_feats, line_doc, mask, labels, weights, qs = [], [], [], [], [], [], [], [], []
+    softs: list[np.ndarray] = []
     n_feat = batch[0].ex.feats.line_feats.shape[1]
     base = 0
     for d, w in enumerate(batch):
@@ -172,6 +176,7 @@ def collate(batch: list[Window]) -> dict[str, torch.Tensor]:
         line_doc.append(np.full(n + DOC_GAP, d, dtype=np.int64))
         mask.append(np.concatenate([np.ones(n, np.float32), np.zeros(DOC_GAP, np.float32)]))
         labels.append(np.concatenate([w.ex.labels[w.start : w.stop], np.zeros(DOC_GAP, np.float32)]))
+        softs.append(np.concatenate([w.ex.soft[w.start : w.stop], np.zeros(DOC_GAP, np.float32)]))
         # each document weighs about the same whatever its length (sqrt: long ones a bit more)
         lw = w.ex.weights[w.start : w.stop] / math.sqrt(max(n, 1))
         weights.append(np.concatenate([lw, np.zeros(DOC_GAP, np.float32)]))
@@ -191,6 +196,7 @@ def collate(batch: list[Window]) -> dict[str, torch.Tensor]:
         "line_mask": torch.from_numpy(cat(mask)),
         "query_ids": torch.from_numpy(query),
         "labels": torch.from_numpy(cat(labels)),
+        "soft": torch.from_numpy(cat(softs)),
         "weights": torch.from_numpy(cat(weights).astype(np.float32)),
     }
 
@@ -199,6 +205,26 @@ def forward(model: DeletionModel, b: dict[str, torch.Tensor]) -> torch.Tensor:
     return model(
         b["tok_ids"], b["tok_feats"], b["tok_line"], b["line_feats"], b["line_doc"], b["line_mask"], b["query_ids"]
     )
+
+
+def listwise_loss(logits: torch.Tensor, b: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Softmax cross-entropy over the lines of each document towards its used lines (a
+    ranking loss: the metric ranks lines within one output), averaged over documents
+    that have a used line."""
+    doc = b["line_doc"]
+    n_docs = b["query_ids"].shape[0]
+    masked = logits.masked_fill(b["line_mask"] == 0, -1e4)
+    mx = torch.full((n_docs,), -1e4).scatter_reduce(0, doc, masked, reduce="amax", include_self=True).detach()
+    ex = torch.exp(masked - mx[doc]) * b["line_mask"]
+    lse = torch.log(torch.zeros(n_docs).index_add(0, doc, ex).clamp(min=1e-20)) + mx
+    pos = b["labels"] * b["line_mask"]
+    n_pos = torch.zeros(n_docs).index_add(0, doc, pos)
+    pos_logit = torch.zeros(n_docs).index_add(0, doc, pos * logits)
+    has = n_pos > 0
+    if not bool(has.any()):
+        return logits.sum() * 0.0
+    per_doc = lse[has] - pos_logit[has] / n_pos[has]
+    return per_doc.mean()
 
 
 # ----------------------------------------------------------------------------- validation
@@ -273,16 +299,22 @@ def validate(model: DeletionModel, exs: list[Example], cost_powers=(DEFAULT_COST
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--minutes", type=float, default=15.0, help="stop starting new epochs after this long")
-    ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--minutes", type=float, default=25.0, help="stop starting new epochs after this long")
+    ap.add_argument("--patience", type=int, default=4, help="validations without progress before stopping")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--val-limit", type=int, default=600, help="validation examples scored per epoch")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--out", type=Path, default=OUT, help="folder for model.pt and train.json")
+    ap.add_argument("--val-every", type=int, default=25, help="validate every N steps (0: after each epoch)")
+    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--emb-dropout", type=float, default=0.3, help="drop whole token embeddings in training")
+    ap.add_argument("--val-limit", type=int, default=1000, help="validation examples scored per epoch")
     ap.add_argument("--d", type=int, default=ModelConfig.d)
     ap.add_argument("--hidden", type=int, default=ModelConfig.hidden)
     ap.add_argument("--layers", type=int, default=ModelConfig.seq_layers)
+    ap.add_argument("--soft", type=float, default=0.3, help="mix of the labeller's soft score into the BCE target")
+    ap.add_argument("--list-weight", type=float, default=0.5, help="weight of the listwise (per-output softmax) loss")
     ap.add_argument("--neg-keep", type=float, default=0.3, help="share of outputs without a used line trained on per epoch")
     ap.add_argument("--pos-weight", type=float, default=1.0, help="extra weight of used lines in the loss")
     args = ap.parse_args(argv)
@@ -301,30 +333,61 @@ def main(argv: list[str] | None = None) -> int:
     log(f"train: {len(train)} examples, {n_lines} lines, {pos / max(n_lines, 1):.1%} used; "
         f"val: {len(val)} examples ({len(val_set)} scored per epoch)")
 
-    cfg = ModelConfig(d=args.d, hidden=args.hidden, seq_layers=args.layers)
+    cfg = ModelConfig(d=args.d, hidden=args.hidden, seq_layers=args.layers, emb_dropout=args.emb_dropout)
     model = DeletionModel(cfg)
     log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters, {cfg}")
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(make_batches(windows(train, random.Random(0), args.neg_keep), random.Random(0)))
     total_steps = steps_per_epoch * args.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total_steps, pct_start=0.1)
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
     best = -1.0
-    best_epoch = -1
+    best_epoch = -1  # in units of validations (every --val-every steps; 0 = per epoch)
     history = []
     bad = 0
     step = 0
+    stop = False
+    t0 = time.time()
+    losses: list[float] = []
+
+    def checkpoint(epoch: int) -> bool:
+        """Validate, keep the best; True when training should stop."""
+        nonlocal best, best_epoch, bad, t0, losses
+        vr = validate(model, val_set)[DEFAULT_COST_POWER]
+        score = float(np.mean(list(vr.values())))
+        k = len(history)
+        history.append({"validation": k, "epoch": epoch, "step": step, "loss": float(np.mean(losses)) if losses else None,
+                        "val_recall": vr, "seconds": time.time() - t0})
+        log(f"validation {k} (epoch {epoch}, step {step}): loss {history[-1]['loss']:.4f}, val recall "
+            + " ".join(f"@{r:g} {100 * v:.1f}" for r, v in vr.items())
+            + f" (mean {100 * score:.1f}), {time.time() - t0:.0f}s")
+        t0, losses = time.time(), []
+        if score > best:
+            best, best_epoch, bad = score, k, 0
+            torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict()}, out / "model.pt")
+        else:
+            bad += 1
+            if bad >= args.patience:
+                log("early stop")
+                return True
+        if (time.time() - t_start) / 60 > args.minutes:
+            log(f"time limit of {args.minutes} minutes reached")
+            return True
+        return False
+
     for epoch in range(args.epochs):
-        t0 = time.time()
         batches = make_batches(windows(train, rng, args.neg_keep), rng)
-        tot_loss = 0.0
         model.train()
         for b in batches:
             batch = collate(b)
             logits = forward(model, batch)
             w = batch["weights"] * (1.0 + (args.pos_weight - 1.0) * batch["labels"])
-            loss = (F.binary_cross_entropy_with_logits(logits, batch["labels"], reduction="none") * w).sum() / w.sum()
+            target = (1.0 - args.soft) * batch["labels"] + args.soft * batch["soft"]
+            loss = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * w).sum() / w.sum()
+            if args.list_weight > 0:
+                loss = loss + args.list_weight * listwise_loss(logits, batch)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -332,25 +395,17 @@ def main(argv: list[str] | None = None) -> int:
             if step < total_steps:
                 sched.step()
             step += 1
-            tot_loss += float(loss.detach())
+            losses.append(float(loss.detach()))
             if step % 50 == 0:
                 log(f"  step {step}: loss {float(loss.detach()):.4f}")
-        vr = validate(model, val_set)[DEFAULT_COST_POWER]
-        score = float(np.mean(list(vr.values())))
-        history.append({"epoch": epoch, "steps": len(batches), "loss": tot_loss / len(batches), "val_recall": vr, "seconds": time.time() - t0})
-        log(f"epoch {epoch}: loss {tot_loss / len(batches):.4f}, val recall "
-            + " ".join(f"@{r:g} {100 * v:.1f}" for r, v in vr.items())
-            + f" (mean {100 * score:.1f}), {time.time() - t0:.0f}s")
-        if score > best:
-            best, best_epoch, bad = score, epoch, 0
-            torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict()}, OUT / "model.pt")
-        else:
-            bad += 1
-            if bad >= args.patience:
-                log("early stop")
-                break
-        if (time.time() - t_start) / 60 > args.minutes:
-            log(f"time limit of {args.minutes} minutes reached")
+            if args.val_every and step % args.val_every == 0:
+                stop = checkpoint(epoch)
+                model.train()
+                if stop:
+                    break
+        if stop:
+            break
+        if not args.val_every and checkpoint(epoch):
             break
 
     summary = {
@@ -358,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "threads": args.threads,
         "config": cfg.to_dict(),
-        "best_epoch": best_epoch,
+        "best_validation": best_epoch,
+        "best_step": history[best_epoch]["step"] if best_epoch >= 0 else None,
         "best_val_mean_recall": best,
         "history": history,
         "train_examples": len(train),
@@ -372,9 +428,9 @@ def main(argv: list[str] | None = None) -> int:
             name: {"bytes": (DATASET / f"{name}.jsonl.gz").stat().st_size} for name in ("train", "val")
         },
     }
-    (OUT / "train.json").write_text(json.dumps(summary, indent=2))
-    log(f"best epoch {best_epoch} (val mean recall {100 * best:.1f}); {summary['minutes']:.1f} minutes; "
-        f"wrote {OUT / 'model.pt'}")
+    (out / "train.json").write_text(json.dumps(summary, indent=2, default=str))
+    log(f"best validation {best_epoch} (val mean recall {100 * best:.1f}); {summary['minutes']:.1f} minutes; "
+        f"wrote {out / 'model.pt'}")
     return 0
 
 
