@@ -380,6 +380,11 @@ def compact_text(
     marker_cost = (tok.count(_line_marker(n_lines, n_lines, n_lines)) + 1) if markers else 0
     trailer = _trailer(n_lines, n_lines, handle)
     trailer_cost = (tok.count(trailer) + 1) if markers else 0
+    # The trailer (how to get omitted lines back) is left out when it would eat more than a
+    # fifth of a small budget; the handle is still in the result.
+    with_trailer = markers and trailer_cost <= budget // 5
+    if not with_trailer:
+        trailer_cost = 0
 
     kept = pinned.copy()
     gaps = _count_gaps(kept)
@@ -396,10 +401,12 @@ def compact_text(
             kept[u] = True
             total += cost
 
+    if markers:
+        _fill_cheap_gaps(kept, units.cost, marker_cost)
     removable = [int(u) for u in order[::-1] if kept[u] and not pinned[u]]  # weakest first
     while True:
         kept_lines = len({units.line_of[u] for u in np.flatnonzero(kept)})
-        trailer = _trailer(kept_lines, n_lines, handle)
+        trailer = _trailer(kept_lines, n_lines, handle) if with_trailer else None
         out, full, partial, omitted = _render(lines, bodies, units, kept, markers, trailer)
         tokens_after = tok.count(out)
         if tokens_after <= budget or not removable:
@@ -439,6 +446,23 @@ def compact_text(
         warnings=warnings,
     )
     return result
+
+
+def _fill_cheap_gaps(kept: np.ndarray, cost: np.ndarray, marker_cost: int) -> None:
+    """Keep every omitted run that costs no more than the marker that would replace it:
+    the output gets no longer and reads better."""
+    n = kept.size
+    u = 0
+    while u < n:
+        if kept[u]:
+            u += 1
+            continue
+        end = u
+        while end < n and not kept[end]:
+            end += 1
+        if int(cost[u:end].sum()) <= marker_cost:
+            kept[u:end] = True
+        u = end
 
 
 def _count_gaps(kept: np.ndarray) -> int:
