@@ -62,18 +62,23 @@ def sha256_file(path: Path) -> str:
 
 
 def default_threads() -> int:
-    """Intra-op threads: ``CONTEXT_DISTILL_THREADS`` (a whole number >= 1), default 2."""
+    """Intra-op threads: ``CONTEXT_DISTILL_THREADS`` (a whole number >= 1), default 1.
+
+    One thread by default because onnxruntime's CPU kernels are not bit-reproducible across
+    calling threads with two or more intra-op threads (logits moved by up to 0.03, enough to
+    change which lines are kept; docs/load.md). The server gets its parallelism from running
+    calls side by side instead."""
     raw = os.environ.get("CONTEXT_DISTILL_THREADS", "").strip()
     if not raw:
-        return 2
+        return 1
     try:
         n = int(raw)
         if n >= 1:
             return n
     except ValueError:
         pass
-    log.warning("CONTEXT_DISTILL_THREADS=%r is not a whole number >= 1; using 2 threads", raw)
-    return 2
+    log.warning("CONTEXT_DISTILL_THREADS=%r is not a whole number >= 1; using 1 thread", raw)
+    return 1
 
 
 @dataclass(frozen=True)

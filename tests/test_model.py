@@ -117,14 +117,14 @@ def test_model_info_reports_provider_threads_and_hash(scorer):
 
 
 def test_threads_come_from_the_environment(monkeypatch, caplog):
-    monkeypatch.setenv("CONTEXT_DISTILL_THREADS", "1")
-    assert ModelScorer().threads == 1
+    monkeypatch.setenv("CONTEXT_DISTILL_THREADS", "2")
+    assert ModelScorer().threads == 2
     monkeypatch.setenv("CONTEXT_DISTILL_THREADS", "lots")
     with caplog.at_level(logging.WARNING, logger="context_distill"):
-        assert _model.default_threads() == 2
+        assert _model.default_threads() == 1
     assert "CONTEXT_DISTILL_THREADS" in caplog.text
     monkeypatch.delenv("CONTEXT_DISTILL_THREADS")
-    assert _model.default_threads() == 2
+    assert _model.default_threads() == 1  # reproducible scores by default (docs/load.md)
 
 
 # -- scores ----------------------------------------------------------------------------
