@@ -90,7 +90,7 @@ def main() -> int:
     except Exception as exc:  # the bench still reports what it can
         info = {"error": str(exc)}
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}")
-    print(f"scorer: {getattr(scorer, 'name', scorer)}; provider: {info.get('provider', '?')}; threads: {args.threads}")
+    print(f"scorer: {getattr(scorer, 'name', scorer)}; provider: {info.get('execution_provider', '?')}; threads: {args.threads}")
     print(f"engine load (tokenizer + model): {load_s * 1000:.0f} ms")
     print(f"{'input tokens':>12} {'lines':>7} {'median ms':>10} {'p95 ms':>8} {'tokens/s':>11} {'kept':>6}")
     for size in sizes:
@@ -108,7 +108,7 @@ def main() -> int:
             f"{r.tokens_before / med:>11,.0f} {r.tokens_after / r.tokens_before:>6.2f}"
         )
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"peak RSS: {peak_kb / 1024:.0f} MB")
+    print(f"peak RSS of this process (engine + the benchmark corpus): {peak_kb / 1024:.0f} MB")
     return 0
 
 
