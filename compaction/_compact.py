@@ -387,21 +387,12 @@ def compact_text(
         trailer_cost = 0
 
     kept = pinned.copy()
-    gaps = _count_gaps(kept)
-    total = int(units.cost[kept].sum()) + gaps * marker_cost + trailer_cost
     order = np.argsort(-scores, kind="stable")
-    for u in order:
-        if kept[u]:
-            continue
-        left = u > 0 and not kept[u - 1]
-        right = u < n_units - 1 and not kept[u + 1]
-        delta_gaps = 1 if (left and right) else (-1 if not left and not right else 0)
-        cost = int(units.cost[u]) + delta_gaps * marker_cost
-        if total + cost <= budget:
-            kept[u] = True
-            total += cost
-
+    _greedy(kept, order, units.cost, budget - trailer_cost, marker_cost)
     if markers:
+        blank = np.fromiter((not t.strip() for t in units.texts), dtype=bool, count=n_units)
+        _drop_blank_islands(kept, pinned, blank)
+        _greedy(kept, order[~blank[order]], units.cost, budget - trailer_cost, marker_cost)  # reuse what was freed
         _fill_cheap_gaps(kept, units.cost, marker_cost)
     removable = [int(u) for u in order[::-1] if kept[u] and not pinned[u]]  # weakest first
     while True:
@@ -446,6 +437,40 @@ def compact_text(
         warnings=warnings,
     )
     return result
+
+
+def _greedy(kept: np.ndarray, order: np.ndarray, cost: np.ndarray, budget: int, marker_cost: int) -> None:
+    """Add units in priority order while kept tokens plus one marker per omitted run fit ``budget``."""
+    n = kept.size
+    total = int(cost[kept].sum()) + _count_gaps(kept) * marker_cost
+    for u in order:
+        if kept[u]:
+            continue
+        left = u > 0 and not kept[u - 1]
+        right = u < n - 1 and not kept[u + 1]
+        delta_gaps = 1 if (left and right) else (-1 if not left and not right else 0)
+        c = int(cost[u]) + delta_gaps * marker_cost
+        if total + c <= budget:
+            kept[u] = True
+            total += c
+
+
+def _drop_blank_islands(kept: np.ndarray, pinned: np.ndarray, blank: np.ndarray) -> None:
+    """Drop kept runs of blank lines that touch an omitted run: they carry nothing, and
+    dropping them merges markers."""
+    n = kept.size
+    u = 0
+    while u < n:
+        if not kept[u]:
+            u += 1
+            continue
+        end = u
+        while end < n and kept[end]:
+            end += 1
+        touches_gap = (u > 0) or (end < n)
+        if touches_gap and not pinned[u:end].any() and blank[u:end].all():
+            kept[u:end] = False
+        u = end
 
 
 def _fill_cheap_gaps(kept: np.ndarray, cost: np.ndarray, marker_cost: int) -> None:
