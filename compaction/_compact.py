@@ -186,7 +186,9 @@ def _inline_marker(chars: int) -> str:
     return f"[... {chars} chars omitted ...]"
 
 
-def _trailer(kept: int, total: int, handle: str | None) -> str:
+def _trailer(kept: int, total: int, handle: str | None, *, short: bool = False) -> str:
+    if short and handle:
+        return f'[... context-distill: expand(handle="{handle}") ...]'
     if handle:
         return (
             f"[... context-distill: kept {kept} of {total} lines; "
@@ -378,11 +380,14 @@ def compact_text(
     progress(0.7, "selecting lines")
     markers = request.markers
     marker_cost = (tok.count(_line_marker(n_lines, n_lines, n_lines)) + 1) if markers else 0
-    trailer = _trailer(n_lines, n_lines, handle)
-    trailer_cost = (tok.count(trailer) + 1) if markers else 0
-    # The trailer (how to get omitted lines back) is left out when it would eat more than a
-    # fifth of a small budget; the handle is still in the result.
+    # The trailer says how to get omitted lines back. On a small budget a short form (the
+    # handle alone) is used, and on a tiny one none: the handle is always in the result.
+    short_trailer = False
+    trailer_cost = (tok.count(_trailer(n_lines, n_lines, handle)) + 1) if markers else 0
     with_trailer = markers and trailer_cost <= budget // 5
+    if markers and not with_trailer and handle:
+        trailer_cost = tok.count(_trailer(n_lines, n_lines, handle, short=True)) + 1
+        with_trailer = short_trailer = trailer_cost <= budget // 4
     if not with_trailer:
         trailer_cost = 0
 
@@ -397,7 +402,7 @@ def compact_text(
     removable = [int(u) for u in order[::-1] if kept[u] and not pinned[u]]  # weakest first
     while True:
         kept_lines = len({units.line_of[u] for u in np.flatnonzero(kept)})
-        trailer = _trailer(kept_lines, n_lines, handle) if with_trailer else None
+        trailer = _trailer(kept_lines, n_lines, handle, short=short_trailer) if with_trailer else None
         out, full, partial, omitted = _render(lines, bodies, units, kept, markers, trailer)
         tokens_after = tok.count(out)
         if tokens_after <= budget or not removable:
@@ -409,6 +414,27 @@ def compact_text(
             excess -= int(units.cost[u])
     if not omitted:  # pins kept every line: give the input back as it was, no markers, no handle
         out, tokens_after, handle = text, tokens_before, None
+    elif tokens_after >= tokens_before or (tokens_after > budget and not full and not partial):
+        # markers alone would cost more than the lines they replace, or would be all that is left
+        warnings.append(
+            f"the input ({tokens_before} tokens) is too small to compact to {budget} tokens: "
+            "omission markers would cost more than, or replace all of, the lines; returned unchanged"
+        )
+        return CompactResult(
+            text=text,
+            kept_line_ranges=[(1, n_lines)],
+            omitted_line_ranges=[],
+            lines_before=n_lines,
+            lines_kept=n_lines,
+            tokens_before=tokens_before,
+            tokens_after=tokens_before,
+            budget_tokens=budget,
+            handle=None,
+            query=request.query,
+            scorer=scorer_name,
+            pinned_lines=int(pinned_line.sum()),
+            warnings=warnings,
+        )
     if tokens_after > budget:
         if pinned.any():
             warnings.append(
