@@ -132,15 +132,23 @@ class _Usage(Exception):
 
 
 def _read_bytes(path: str) -> bytes:
+    """Read a file or stdin, but never more than the input limit allows (plus one byte, so
+    that the engine can say the input is too large without a huge read first)."""
+    from ._config import default_settings
+
+    cap = default_settings().limits.max_input_bytes + 1
     if path == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise _Usage("nothing on standard input: give a file, or pipe the output in (e.g. pytest 2>&1 | context-distill compact -)")
-        return sys.stdin.buffer.read()
+        return sys.stdin.buffer.read(cap)
     p = Path(path).expanduser()
     if p.is_dir():
         raise _Usage(f"{path} is a folder; give a file, or - for standard input")
+    if p.exists() and not p.is_file():
+        raise _Usage(f"{path} is not a regular file; give a file, or - for standard input")
     try:
-        return p.read_bytes()
+        with p.open("rb") as f:
+            return f.read(cap)
     except FileNotFoundError:
         raise _Usage(f"no such file: {path}") from None
     except OSError as exc:

@@ -97,6 +97,20 @@ def serve(
     import uvicorn
 
     assert cfg is not None
+    import socket
+
+    try:  # say a taken port in one line, not through uvicorn's error log and exit code 3
+        family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind((cfg.host, cfg.port))
+    except OSError as exc:
+        print(
+            f"context-distill serve: error: cannot listen on {cfg.host}:{cfg.port} ({exc.strerror or exc}); "
+            "pick another --port",
+            file=sys.stderr,
+        )
+        return 2
     app = build_http_app(mcp, cfg)
     log.info(
         "serving MCP over streamable HTTP at http://%s:%d%s (%s%s)",
@@ -108,7 +122,11 @@ def serve(
     )
     config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_config=None, access_log=False, lifespan="on")
     try:
-        anyio.run(uvicorn.Server(config).serve)
+        server = uvicorn.Server(config)
+        anyio.run(server.serve)
     except KeyboardInterrupt:
         pass
+    except SystemExit:  # uvicorn exits this way when it cannot start (e.g. the port was taken meanwhile)
+        print(f"context-distill serve: error: the HTTP server could not start on {cfg.host}:{cfg.port}", file=sys.stderr)
+        return 1
     return 0
