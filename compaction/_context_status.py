@@ -92,8 +92,11 @@ def context_status(source: Any, *, limit_tokens: int | None = None, fmt: str = "
         source_kind = "counted"
     if limit_tokens is not None:
         limit, limit_source = limit_tokens, "argument"
-    elif os.environ.get("CONTEXT_DISTILL_CONTEXT_LIMIT", "").strip().isdigit():
-        limit, limit_source = int(os.environ["CONTEXT_DISTILL_CONTEXT_LIMIT"]), "argument"
+    elif os.environ.get("CONTEXT_DISTILL_CONTEXT_LIMIT", "").strip():
+        raw = os.environ["CONTEXT_DISTILL_CONTEXT_LIMIT"].strip()
+        if not raw.isdigit() or int(raw) < 1:
+            raise InputError(f"CONTEXT_DISTILL_CONTEXT_LIMIT={raw!r} must be a whole number of tokens >= 1")
+        limit, limit_source = int(raw), "env"
     elif limit_for_model(t.model) is not None:
         limit, limit_source = int(limit_for_model(t.model) or DEFAULT_LIMIT), "model"
     else:

@@ -56,4 +56,4 @@ class ContextStatus(_Frozen):
     )
     message: str = Field(description="One line for a person or an agent.")
     model: str | None = None
-    limit_source: Literal["argument", "model", "default"] = "default"
+    limit_source: Literal["argument", "env", "model", "default"] = "default"

@@ -19,6 +19,7 @@ from typing import Any
 
 import compaction
 from compaction._exceptions import ContextDistillError, HandleNotFoundError, InputError
+from compaction._spawn import SpawnNotConfiguredError
 
 __all__ = ["SCORER_ENV", "engine_from_env", "main", "status_report"]
 
@@ -633,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Usage as exc:
         print(f"context-distill {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (InputError, HandleNotFoundError) as exc:
+    except (InputError, HandleNotFoundError, SpawnNotConfiguredError) as exc:
         print(f"context-distill {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ContextDistillError as exc:
