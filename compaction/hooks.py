@@ -303,7 +303,7 @@ def _last_user_prompt(transcript_path: Any) -> str | None:
         return None
     try:
         p = Path(path)
-        if not p.is_file():
+        if p.suffix != ".jsonl" or not p.is_file():
             return None
         size = p.stat().st_size
         with open(p, "rb") as f:
@@ -519,6 +519,9 @@ def _pre_compact(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> str
     tp = _str(data.get("transcript_path"))
     if not tp or not Path(tp).is_file():
         _log("warning", f"PreCompact: no transcript at {tp!r}; no handoff written")
+        return ""
+    if Path(tp).suffix != ".jsonl":  # Claude Code transcripts are JSONL; nothing else is read and stored
+        _log("warning", f"PreCompact: {tp!r} is not a Claude Code .jsonl transcript; no handoff written")
         return ""
     import compaction
 
