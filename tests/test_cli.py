@@ -107,12 +107,22 @@ def test_input_size_limit_is_configurable():
     assert p.returncode == 2 and "CONTEXT_DISTILL_MAX_INPUT_BYTES" in one_line_error(p)
 
 
-def test_missing_model_without_override_is_exit_1_with_advice():
-    from server_support import MODEL_PRESENT
+def test_missing_model_without_override_is_exit_1_with_advice(tmp_path):
+    import shutil
 
-    if MODEL_PRESENT:
-        pytest.skip("the model ships in this build")
-    p = cli("compact", "-", stdin=observation().encode(), env=server_env(scorer="model"))
+    pkg = tmp_path / "pkg"  # a copy of the package without the model file
+    for name in ("compaction", "server"):
+        shutil.copytree(ROOT / name, pkg / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "compaction" / "assets" / "deletion-model.onnx").unlink(missing_ok=True)
+    env = {**server_env(scorer="model"), "PYTHONPATH": str(pkg)}
+    p = subprocess.run(
+        [sys.executable, "-m", "compaction", "compact", "-"],
+        input=observation().encode(),
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        timeout=120,
+    )
     assert p.returncode == 1
     assert "CONTEXT_DISTILL_SCORER" in one_line_error(p)
 
