@@ -400,7 +400,9 @@ def write_doc(path, res_val, res_cc, ratios, val, val_total, cc, cmd, date, elap
         f"tool outputs that have at least one used line, at least {MIN_LINES} lines and at least {HEADLINE_TOKENS} tokens ({', '.join(f'{k} {v}' for k, v in sorted(by_src.items()))}); "
         f"{n_lines} lines, {n_used} of them used. Labels: docs/labels.md. Smaller outputs ({MIN_TOKENS}-{HEADLINE_TOKENS - 1} tokens, "
         f"{len(small)} with a used line) are evaluated in the same run and reported separately below: on them the engine's marker "
-        "and trailer lines take most of a 0.3 or 0.1 budget, so that even the oracle that knows the labels keeps almost nothing.",
+        "and trailer lines take most of a 0.3 or 0.1 budget, so that even the oracle that knows the labels keeps almost nothing; "
+        "where markers would replace every line, the engine returns the output unchanged with a warning (over budget), which "
+        "is why every scorer shows the same recall and a kept-token share above the ratio there.",
         "",
         "Metric: for each tool output, scorer and keep ratio r, the real engine runs "
         '`Engine(scorer=S, store=False).compact("\\n".join(lines), ratio=r, query=query)`; recall is the fraction of the '
