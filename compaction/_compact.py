@@ -337,8 +337,8 @@ def compact_text(
     n_lines = len(lines)
     scorer_name = getattr(scorer, "name", type(scorer).__name__)
 
-    if budget >= tokens_before:
-        result = CompactResult(
+    def unchanged(pinned_lines: int = 0, warnings: Sequence[str] = ()) -> CompactResult:
+        return CompactResult(
             text=text,
             kept_line_ranges=[(1, n_lines)] if n_lines else [],
             omitted_line_ranges=[],
@@ -350,9 +350,12 @@ def compact_text(
             handle=None,
             query=request.query,
             scorer=scorer_name,
-            pinned_lines=0,
+            pinned_lines=pinned_lines,
+            warnings=list(warnings),
         )
-        return result
+
+    if budget >= tokens_before:
+        return unchanged()
 
     warnings: list[str] = []
     handle: str | None = None
@@ -420,21 +423,7 @@ def compact_text(
             f"the input ({tokens_before} tokens) is too small to compact to {budget} tokens: "
             "omission markers would cost more than, or replace all of, the lines; returned unchanged"
         )
-        return CompactResult(
-            text=text,
-            kept_line_ranges=[(1, n_lines)],
-            omitted_line_ranges=[],
-            lines_before=n_lines,
-            lines_kept=n_lines,
-            tokens_before=tokens_before,
-            tokens_after=tokens_before,
-            budget_tokens=budget,
-            handle=None,
-            query=request.query,
-            scorer=scorer_name,
-            pinned_lines=int(pinned_line.sum()),
-            warnings=warnings,
-        )
+        return unchanged(int(pinned_line.sum()), warnings)
     if tokens_after > budget:
         if pinned.any():
             warnings.append(
