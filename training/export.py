@@ -37,7 +37,7 @@ from compaction._features import FEATURE_VERSION, LINE_FEATURES, MAX_TOKENS, N_B
 from compaction._model import META_PATH, MODEL_PATH, ModelScorer, sha256_file
 
 from .model import DeletionModel, ExportWrapper, ModelConfig
-from .train import OUT, load_split, log, val_examples
+from .train import OUT, load_split, log, val_examples, val_recall
 
 INPUT_NAMES = ["tok_ids", "tok_feats", "tok_line", "line_feats", "query_ids"]
 MAX_BYTES = 10 * 1024 * 1024
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         for cp in powers:
             meta_tmp.write_text(json.dumps({"sha256": digest, "name": NAME, "cost_power": cp, "feature_version": FEATURE_VERSION}))
             scorer = ModelScorer(int8, meta_tmp, threads=2)
-            results[cp] = _recall(scorer, tune)
+            results[cp] = val_recall(scorer, tune)
             log(f"cost_power {cp:g}: recall " + " ".join(f"@{r:g} {100 * v:.1f}" for r, v in results[cp].items()))
         best_cp = max(powers, key=lambda cp: float(np.mean(list(results[cp].values()))))
         log(f"chosen cost_power {best_cp:g}")
@@ -235,25 +235,6 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(META_PATH, json.dumps(meta, indent=2) + "\n")
     log(f"wrote {MODEL_PATH} ({len(data):,} bytes, sha256 {digest[:12]}...) and {META_PATH}")
     return 0
-
-
-def _recall(scorer: ModelScorer, exs: list) -> dict[float, float]:
-    from compaction import Engine
-
-    from .train import VAL_RATIOS
-
-    eng = Engine(scorer=scorer, store=False)
-    rec: dict[float, list[float]] = {r: [] for r in VAL_RATIOS}
-    for ex in exs:
-        text = "\n".join(ex.lines)
-        used = np.flatnonzero(ex.labels > 0)
-        for r in VAL_RATIOS:
-            res = eng.compact(text, ratio=r, query=ex.query)
-            kept = np.zeros(len(ex.lines) + 1, dtype=bool)
-            for a, b in res.kept_line_ranges:
-                kept[a - 1 : b] = True
-            rec[r].append(float(kept[used].mean()))
-    return {r: float(np.mean(v)) for r, v in rec.items()}
 
 
 if __name__ == "__main__":

@@ -277,23 +277,25 @@ def val_examples(exs: list[Example], limit: int, seed: int) -> list[Example]:
 def validate(model: DeletionModel, exs: list[Example], cost_powers=(DEFAULT_COST_POWER,)) -> dict[float, dict[float, float]]:
     """Macro recall of used lines (lines kept whole) at each keep ratio, per cost power."""
     model.eval()
-    out: dict[float, dict[float, float]] = {}
-    for cp in cost_powers:
-        scorer = TorchScorer(model, cp)
-        eng = Engine(scorer=scorer, store=False)
-        rec = {r: [] for r in VAL_RATIOS}
-        for ex in exs:
-            text = "\n".join(ex.lines)
-            used = np.flatnonzero(ex.labels > 0)
-            for r in VAL_RATIOS:
-                res = eng.compact(text, ratio=r, query=ex.query)
-                kept = np.zeros(len(ex.lines) + 1, dtype=bool)
-                for a, b in res.kept_line_ranges:
-                    kept[a - 1 : b] = True
-                rec[r].append(float(kept[used].mean()))
-        out[cp] = {r: float(np.mean(v)) for r, v in rec.items()}
+    out = {cp: val_recall(TorchScorer(model, cp), exs) for cp in cost_powers}
     model.train()
     return out
+
+
+def val_recall(scorer, exs: list[Example]) -> dict[float, float]:
+    """Mean recall of used lines after the real engine's `compact`, at each of VAL_RATIOS."""
+    eng = Engine(scorer=scorer, store=False)
+    rec: dict[float, list[float]] = {r: [] for r in VAL_RATIOS}
+    for ex in exs:
+        text = "\n".join(ex.lines)
+        used = np.flatnonzero(ex.labels > 0)
+        for r in VAL_RATIOS:
+            res = eng.compact(text, ratio=r, query=ex.query)
+            kept = np.zeros(len(ex.lines) + 1, dtype=bool)
+            for a, b in res.kept_line_ranges:
+                kept[a - 1 : b] = True
+            rec[r].append(float(kept[used].mean()))
+    return {r: float(np.mean(v)) for r, v in rec.items()}
 
 
 # ----------------------------------------------------------------------------- main
