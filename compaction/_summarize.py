@@ -426,7 +426,7 @@ def _llm_prompt(d: Distiller, t: Transcript, history_end: int, facts: SessionFac
     users = "\n".join(f"- {clip_line(' '.join(r.text.split()), 2000)}" for r in facts.requests[-200:]) or "(none)"
     heads = "\n".join(f"## {s}" for s in SECTIONS)
     return (
-        "Transcript of the session's older history (tool output compacted; '[... N lines omitted ...]' "
+        "Transcript of the session's older history (tool output compacted; '[a-b omitted]' "
         f"marks cuts):\n<transcript>\n{older}\n</transcript>\n\n"
         f"Every message the user typed, verbatim:\n{users}\n\n"
         "Write the summary in markdown with exactly these headings, in this order, and nothing before "

@@ -487,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--keep", action="append", metavar="REGEX", help="lines matching this regex always survive (repeatable)"
     )
-    c.add_argument("--no-markers", action="store_true", help="drop the '[... N lines omitted ...]' marker lines")
+    c.add_argument("--no-markers", action="store_true", help="drop the '[a-b omitted]' marker lines")
     c.add_argument(
         "--json",
         action="store_true",

@@ -190,7 +190,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             "test_parse fail'). Give `text` (one output) or `messages` (a chat history; the last `preserve_recent` "
             "messages stay whole). Budget: `ratio` (fraction of tokens kept, default 0.5) or `target_tokens`. "
             "Returns the compacted text, where each run of omitted lines is one marker like "
-            "'[... 12 lines omitted (10-21) ...]', plus `kept_line_ranges`, `omitted_line_ranges`, token counts and a "
+            "'[10-21 omitted]' (input lines 10 to 21), plus `kept_line_ranges`, `omitted_line_ranges`, token counts and a "
             "`handle`. Nothing is lost: call `expand` with the handle and line ranges (e.g. '10-21') to get omitted "
             "lines back verbatim. Lines matching a `keep` regex, or inside <keep>...</keep>, always survive."
         ),
@@ -304,7 +304,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         ),
         description=(
             "Get lines that `compact` omitted back, verbatim. Call it when a marker like "
-            "'[... 12 lines omitted (10-21) ...]' hides something you need: pass the `handle` from compact's result "
+            "'[10-21 omitted]' (input lines 10 to 21) hides something you need: pass the `handle` from compact's result "
             "and `lines` such as '10-21' or '10-21,40-45' (1-based, inclusive, line numbers of the original). Omit "
             "`lines` to get the whole original. Returns the text and the ranges returned. Handles live in a bounded "
             "local cache; if one has been evicted, re-run the original tool."

@@ -60,7 +60,7 @@ def one_line_error(exc: BaseException) -> None:
 _words = st.sampled_from(
     ["ERROR", "error:", "Traceback", "File", '"x.py",', "line", "42", "assert", "==", "def", "foo()", "PASSED",
      "FAILED", "test_parse", "{", "}", "[", "]", "<keep>", "</keep>", "\t", "  ", "é", "日本", "😀", "\u200b",
-     "\x1b[31m", "\x1b[0m", "sk-", "[...", "...]", "lines omitted", "context-distill:"]
+     "\x1b[31m", "\x1b[0m", "sk-", "[...", "...]", "lines omitted", "[1-2 omitted]", "[3-3 omitted]", "context-distill:"]
 )  # fmt: skip
 _any_char = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 _line = st.one_of(

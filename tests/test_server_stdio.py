@@ -83,7 +83,7 @@ def test_compact_then_expand_real_output_and_status():
     assert out["tokens_before"] > 1500
     assert out["tokens_after"] <= int(out["tokens_before"] * 0.3)
     kept_lines_match(text, out["kept_line_ranges"], out["text"])
-    assert "lines omitted" in out["text"] and out["handle"] in out["text"]
+    assert " omitted]" in out["text"] and out["handle"] in out["text"]
     a, b = out["omitted_line_ranges"][0]
     assert ex["text"] == "".join(text.splitlines(keepends=True)[a - 1 : b])
     assert whole["text"] == text
