@@ -7,7 +7,7 @@ Reads the validation split built by ``python -m training.build_dataset``
 Claude Code test set (test-cc.jsonl.gz). For every example with at least one used line,
 every scorer and every keep ratio it runs the real engine:
 
-    compaction.Engine(scorer=S, store=False).compact("\\n".join(lines), ratio=r, query=query)
+    compaction.Engine(scorer=S, store=<a temporary originals store>).compact("\\n".join(lines), ratio=r, query=query)
 
 and measures the recall of used lines: the fraction of used lines whose line number lies
 in ``result.kept_line_ranges`` (lines kept whole). Reported: macro recall (mean over
@@ -30,6 +30,7 @@ import json
 import platform
 import random
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from compaction import Engine, LineScorer, ScoringInput
+from compaction._store import OriginalStore
 from compaction.baselines import BASELINES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,7 +213,11 @@ def evaluate(
 
     cached = [CachedScorer(s) for s in scorers]
     tok = MemoTokenizer(get_tokenizer())
-    engines = [Engine(scorer=c, store=False, tokenizer=tok) for c in cached]  # type: ignore[arg-type]
+    # a real originals store (in a temporary folder), as users run it: the result's last
+    # line then names a handle, and that trailer counts against the budget as it does for them
+    tmp = tempfile.TemporaryDirectory(prefix="context-distill-eval-")
+    store = OriginalStore(Path(tmp.name))
+    engines = [Engine(scorer=c, store=store, tokenizer=tok) for c in cached]  # type: ignore[arg-type]
     out: dict[str, dict[float, Tally]] = {s.name: {r: Tally() for r in ratios} for s in scorers}
     t0 = time.time()
     for k, ex in enumerate(examples):
@@ -229,6 +235,7 @@ def evaluate(
             print(f"  {k + 1}/{len(examples)} examples, {time.time() - t0:.0f}s", file=sys.stderr)
     for c in cached:
         out[c.name]["_score_seconds"] = c.seconds  # type: ignore[index]
+    tmp.cleanup()
     return out
 
 
@@ -405,10 +412,12 @@ def write_doc(path, res_val, res_cc, ratios, val, val_total, cc, cmd, date, elap
         "is why every scorer shows the same recall and a kept-token share above the ratio there.",
         "",
         "Metric: for each tool output, scorer and keep ratio r, the real engine runs "
-        '`Engine(scorer=S, store=False).compact("\\n".join(lines), ratio=r, query=query)`; recall is the fraction of the '
+        '`Engine(scorer=S, store=<an originals store in a temporary folder>).compact("\\n".join(lines), ratio=r, query=query)` '
+        "(so the last line names a handle and costs budget, as in real use); recall is the fraction of the "
         "used lines whose line number is inside `result.kept_line_ranges` (partly kept long lines do not count). "
         "Macro = mean over tool outputs; micro = over all used lines. The budget includes the marker lines "
-        "(`[... N lines omitted ...]`), which cost every scorer the same; the kept-token column is the mean "
+        "(`[a-b omitted]`, 6 tokens each) and the last line naming the handle; a marker costs every scorer the same, "
+        "so a scorer that keeps scattered lines pays for more of them. The kept-token column is the mean "
         "`tokens_after / tokens_before`, markers included.",
         "",
     ]
