@@ -23,7 +23,15 @@ import numpy as np
 from compaction import Engine
 from compaction.baselines import BASELINES
 
-from .evaluate import DATASET, HEADLINE_TOKENS, OracleScorer, evaluate, load_examples, load_model, used_recall
+from .evaluate import (
+    DATASET,
+    HEADLINE_TOKENS,
+    OracleScorer,
+    evaluate,
+    load_examples,
+    load_model,
+    used_recall,
+)
 
 _COMMAND = re.compile(r"^\$ (.*)$", re.MULTILINE)
 _CD = re.compile(r"^cd \S+ && ")
