@@ -32,9 +32,13 @@ __all__ = [
     "is_marker_line",
     "verify_verbatim",
     "DEFAULT_RATIO",
+    "TOO_SMALL_TOKENS",
 ]
 
 DEFAULT_RATIO = 0.5
+#: an input under this many tokens that would lose every line comes back unchanged (with a
+#: warning) instead of as markers alone; ``compact_messages`` leaves parts this small alone too
+TOO_SMALL_TOKENS = 64
 
 ProgressFn = Callable[[float, str], None]
 
@@ -421,8 +425,11 @@ def compact_text(
             excess -= int(units.cost[u])
     if not omitted:  # pins kept every line: give the input back as it was, no markers, no handle
         out, tokens_after, handle = text, tokens_before, None
-    elif tokens_after >= tokens_before or (tokens_after > budget and not full and not partial):
-        # markers alone would cost more than the lines they replace, or would be all that is left
+    elif tokens_after >= tokens_before or (
+        not full and not partial and (tokens_after > budget or tokens_before < TOO_SMALL_TOKENS)
+    ):
+        # markers alone would cost more than the lines they replace, or would be all that is
+        # left of an input too small to be worth a marker and a round trip through expand
         warnings.append(
             f"the input ({tokens_before} tokens) is too small to compact to {budget} tokens: "
             "omission markers would cost more than, or replace all of, the lines; returned unchanged"
@@ -438,6 +445,11 @@ def compact_text(
                 f"the budget of {budget} tokens is smaller than the omission markers alone ({tokens_after} tokens); "
                 "raise ratio or target_tokens"
             )
+    elif not full and not partial:
+        warnings.append(
+            f"the budget of {budget} tokens leaves room for the omission markers only: every line was omitted "
+            "(expand gives them back); raise ratio or target_tokens to keep some"
+        )
     progress(1.0, "done")
     result = CompactResult(
         text=out,

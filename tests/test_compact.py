@@ -257,3 +257,19 @@ def test_verbatim_budget_and_expand_properties(engine, lines, ratio, ending, que
         assert r.tokens_after <= r.budget_tokens
     if r.handle:
         assert engine.expand(r.handle).text == text
+
+
+def test_a_tiny_input_that_would_lose_every_line_comes_back_unchanged(engine):
+    text = "FAILED test_x - AssertionError: expected 3 got 4\n"
+    r = engine.compact(text, ratio=0.5)
+    assert r.text == text and r.handle is None and not r.omitted_line_ranges
+    assert any("too small to compact" in w for w in r.warnings)
+
+
+def test_a_large_input_under_a_tiny_budget_is_markers_only_and_says_so(engine):
+    text = "\n".join(f"line {i} some words here" for i in range(100))
+    r = engine.compact(text, target_tokens=8)
+    assert r.tokens_after <= 8 and r.kept_line_ranges == [] and r.omitted_line_ranges == [(1, 100)]
+    assert r.text == "[1-100 omitted]\n"
+    assert r.handle and engine.expand(r.handle).text == text
+    assert any("every line was omitted" in w for w in r.warnings)
