@@ -116,3 +116,17 @@ def test_main_prints_the_table_for_every_scorer(tmp_path, view, capsys):
 def test_main_without_a_dataset_says_what_to_run(tmp_path, capsys):
     assert E.main(["--dataset", str(tmp_path / "none"), "--no-docs"]) == 2
     assert "python -m training.build_dataset" in capsys.readouterr().err
+
+
+def test_breakdown_names_the_kind_of_output_from_the_command_that_made_it():
+    from training.breakdown import output_kind
+
+    def ex(query: str, source: str = "mini-swe-agent") -> dict:
+        return {"source": source, "query": query}
+
+    assert output_kind(ex("Let me look.\n$ sed -n '10,40p' a.py\n\nTask: x")) == "`sed -n` file view"
+    assert output_kind(ex("$ cd /testbed && nl -ba a.py | sed -n '1,9p'")) == "`nl -ba` file view"
+    assert output_kind(ex("$ python -m pytest tests/test_a.py")) == "`python` script or tests"
+    assert output_kind(ex("$ grep -rn foo .")) == "`grep`"
+    assert output_kind(ex("no command here")) == "other command"
+    assert output_kind(ex("$ make", source="aider")) == "Aider lint/test output"
