@@ -12,29 +12,17 @@ thousand cases over the fuzz modules, about a minute on 2 cores).
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from fuzzing import fuzz, json_value
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import compaction
 from compaction import ContextDistillError, Engine, Limits, Settings
 from compaction._redact import redact_secrets
 from compaction.baselines import BM25Scorer, HeadTailScorer
-
-SCALE = float(os.environ.get("CONTEXT_DISTILL_FUZZ_SCALE", "1"))
-
-
-def fuzz(n: int):
-    return settings(
-        max_examples=max(1, int(n * SCALE)),
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
-        derandomize=os.environ.get("CONTEXT_DISTILL_FUZZ_RANDOM") is None,  # reproducible in CI
-    )
-
 
 BREAKS = ["\n", "\r\n", "\r", "\u2028", "\u2029", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85"]
 
@@ -226,12 +214,7 @@ def test_one_line_of_several_megabytes(tmp_path):
 
 # -- compact_messages with hostile message lists ----------------------------------------------
 
-_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30))
-_json = st.recursive(
-    _json_leaf,
-    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=8), kids, max_size=4)),
-    max_leaves=20,
-)
+_json = json_value
 _role = st.sampled_from(["user", "assistant", "tool", "system", "developer", "", "nobody"])
 _block = st.one_of(
     st.fixed_dictionaries({"type": st.just("text"), "text": st.one_of(_lines_text, _json)}),

@@ -7,11 +7,10 @@ context) or a well-formed answer, and a shrunk tool output is still verbatim.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from fuzzing import SEED, SEED_BYTES, fuzz, json_value
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import compaction
@@ -19,19 +18,6 @@ from compaction import Engine, Settings
 from compaction._handoff_store import HandoffStore
 from compaction.baselines import BM25Scorer
 from compaction.hooks import HookConfig, run_hook
-
-SCALE = float(os.environ.get("CONTEXT_DISTILL_FUZZ_SCALE", "1"))
-SEED = Path(__file__).parent / "fixtures" / "fuzz" / "claude-code-tool-heavy.jsonl"
-SEED_BYTES = SEED.read_bytes()
-
-
-def fuzz(n: int):
-    return settings(
-        max_examples=max(1, int(n * SCALE)),
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
-        derandomize=os.environ.get("CONTEXT_DISTILL_FUZZ_RANDOM") is None,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +38,6 @@ _LOG_LINES = [
 ][:400] or ["line"]
 BIG_OUTPUT = "\n".join(f"{i:04d} {line}" for i, line in enumerate(_LOG_LINES * 3)) + "\n"
 
-_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30))
-json_value = st.recursive(
-    _json_leaf,
-    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=8), kids, max_size=4)),
-    max_leaves=20,
-)
 _text_out = st.one_of(st.just(BIG_OUTPUT), st.just(BIG_OUTPUT.replace("\n", "\r\n")), st.text(max_size=300), json_value)
 
 bash_input = st.fixed_dictionaries(

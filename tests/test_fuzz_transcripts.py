@@ -8,30 +8,15 @@ malformed records are skipped and counted, never fatal.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from fuzzing import SEED_BYTES, SEED_RECORDS, fuzz, json_value
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import compaction
 from compaction import ContextDistillError, Engine, Settings
 from compaction.baselines import BM25Scorer
-
-SCALE = float(os.environ.get("CONTEXT_DISTILL_FUZZ_SCALE", "1"))
-SEED = Path(__file__).parent / "fixtures" / "fuzz" / "claude-code-tool-heavy.jsonl"
-SEED_BYTES = SEED.read_bytes()
-SEED_RECORDS = [json.loads(line) for line in SEED_BYTES.splitlines() if line.strip()]
-
-
-def fuzz(n: int):
-    return settings(
-        max_examples=max(1, int(n * SCALE)),
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
-        derandomize=os.environ.get("CONTEXT_DISTILL_FUZZ_RANDOM") is None,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +46,6 @@ def read_or_clear_error(source, **kw):
 
 # -- strategies ---------------------------------------------------------------------------------
 
-_json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False), st.text(max_size=40)
-)
-json_value = st.recursive(
-    _json_leaf,
-    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=10), kids, max_size=4)),
-    max_leaves=25,
-)
 
 
 def _set_path(obj, path, value):
