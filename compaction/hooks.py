@@ -625,33 +625,33 @@ def _is_our_group(group: Any) -> bool:
     )
 
 
+def _member(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    """``obj[key]`` (an empty ``kind`` when absent), refusing a value of another type."""
+    value = obj.get(key)
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        what = "an object" if kind is dict else "a list"
+        raise InputError(f"the project's {where} value that is not {what}; fix it first")
+    return value
+
+
 def merged_settings(existing: Mapping[str, Any]) -> dict[str, Any]:
     """``existing`` settings with our hooks block merged in: our previous groups replaced,
     everything else kept in order."""
     out = copy.deepcopy(dict(existing))
-    hooks = out.get("hooks")
-    if hooks is None:
-        hooks = {}
-    if not isinstance(hooks, dict):
-        raise InputError("the project's .claude/settings.json has a 'hooks' value that is not an object; fix it first")
+    hooks = _member(out, "hooks", dict, ".claude/settings.json has a 'hooks'")
     for event, groups in HOOKS_SETTINGS["hooks"].items():
-        current = hooks.get(event)
-        if current is None:
-            current = []
-        if not isinstance(current, list):
-            raise InputError(f"the project's .claude/settings.json has hooks.{event} that is not a list; fix it first")
+        current = _member(hooks, event, list, f".claude/settings.json has hooks.{event}, a")
         hooks[event] = [g for g in current if not _is_our_group(g)] + copy.deepcopy(groups)
     out["hooks"] = hooks
     return out
 
 
 def merged_mcp(existing: Mapping[str, Any]) -> dict[str, Any]:
+    """``existing`` .mcp.json with our server entry added (or replaced), everything else kept."""
     out = copy.deepcopy(dict(existing))
-    servers = out.get("mcpServers")
-    if servers is None:
-        servers = {}
-    if not isinstance(servers, dict):
-        raise InputError("the project's .mcp.json has an 'mcpServers' value that is not an object; fix it first")
+    servers = _member(out, "mcpServers", dict, ".mcp.json has an 'mcpServers'")
     servers[SERVER_NAME] = copy.deepcopy(MCP_SERVERS["mcpServers"][SERVER_NAME])
     out["mcpServers"] = servers
     return out

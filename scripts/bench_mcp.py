@@ -33,6 +33,8 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _proc import peak_rss_mb  # noqa: E402 - scripts/ is on sys.path when run as a script
+
 DATA = Path(os.environ.get("CONTEXT_DISTILL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TRAJ = DATA / "trajectories" / "mini-swe-agent-gemini3pro.jsonl.gz"
 
@@ -85,16 +87,6 @@ def child_pids() -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
     return out
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def cpu_seconds(pid: int) -> float | None:

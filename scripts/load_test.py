@@ -41,6 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _proc import peak_rss_mb  # noqa: E402 - scripts/ is on sys.path when run as a script
+
 DATA = Path(os.environ.get("CONTEXT_DISTILL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TRAJECTORIES = DATA / "trajectories" / "mini-swe-agent-gemini3pro.jsonl.gz"
 
@@ -144,16 +146,6 @@ def start_server(cache: Path, log: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start listening within 120 s")
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 # -- the clients ----------------------------------------------------------------------------------
