@@ -21,6 +21,15 @@ MODEL_PRESENT = MODEL_ASSET.is_file()
 SERVER_CMD = [sys.executable, "-m", "compaction", "serve"]
 
 TOOLS = {"compact", "expand", "summarize", "spawn_handoff", "context_status", "status"}
+#: a raw JSON-RPC initialize request and the headers streamable HTTP wants, for tests that
+#: speak HTTP to the server without the SDK client
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
 
 def observation() -> str:

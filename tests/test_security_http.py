@@ -21,16 +21,19 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from server_support import (
+    HEADERS,
+    INIT,
+    ROOT,
+    SERVER_CMD,
+    HttpServer,
+    error_text,
+    free_port,
+    observation,
+    server_env,
+)
 
-from server_support import ROOT, SERVER_CMD, HttpServer, error_text, free_port, observation, server_env
-
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-H = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+H = HEADERS
 TOKEN = "s3cure-test-token-" + "0123456789abcdef"
 SECRET = "sk-proj-" + "Zx9" * 20  # assembled at run time
 

@@ -14,6 +14,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from server_support import (
+    HEADERS,
+    INIT,
     ROOT,
     SERVER_CMD,
     TOOLS,
@@ -23,14 +25,6 @@ from server_support import (
     observation,
     server_env,
 )
-
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
 
 async def _exercise(url: str, http_client=None) -> dict:
@@ -203,9 +197,9 @@ def test_non_loopback_bind_with_a_token_serves_only_with_the_token():
 def test_summarize_samples_the_clients_model_over_http(args):
     """2026-07-28 over HTTP (sessions or stateless): sampling rides an input-required round trip."""
     from mcp_types import CreateMessageResult, TextContent
+    from server_support import FIXTURES
 
     from compaction._summarize import SECTIONS
-    from server_support import FIXTURES
 
     answer = "\n".join(f"## {s}\n- written by the client's model\n" for s in SECTIONS)
     asked = []
