@@ -32,6 +32,7 @@ from ._exceptions import (
 )
 from ._results import CompactMessagesResult, CompactResult, ExpandResult
 from ._scoring import LineScorer, ScoringInput
+from ._query import agent_query
 from ._tokenizer import TOKENIZER_NAME, Tokenizer, count_tokens, get_tokenizer
 from ._context_status import context_status
 from ._handoff import make_handoff
@@ -54,6 +55,7 @@ __all__ = [
     "verify_verbatim",
     "is_marker_line",
     "parse_line_ranges",
+    "agent_query",
     # the engine and its seams
     "Engine",
     "get_engine",
@@ -134,7 +136,8 @@ def compact_messages(
     markers: bool = True,
 ) -> CompactMessagesResult:
     """Compact the text of older chat messages (OpenAI or Anthropic shapes); the last
-    ``preserve_recent`` stay whole. The query defaults to the last user message."""
+    ``preserve_recent`` stay whole. The query defaults to the assistant's recent messages
+    and the last user message (:func:`agent_query`)."""
     return get_engine().compact_messages(
         messages,
         ratio=ratio,

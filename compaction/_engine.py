@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from ._compact import CompactRequest, ProgressFn, check_text, compact_text
 from ._config import Settings, default_settings
 from ._exceptions import BudgetError, InputError, StoreError
-from ._messages import check_messages, iter_text_slots, last_user_text
+from ._messages import check_messages, default_query, iter_text_slots
 from ._results import CompactMessagesResult, CompactResult, ExpandResult
 from ._scoring import LineScorer
 from ._store import OriginalStore
@@ -119,7 +119,7 @@ class Engine:
         msgs = check_messages(messages)
         if isinstance(preserve_recent, bool) or not isinstance(preserve_recent, int) or preserve_recent < 0:
             raise InputError(f"preserve_recent must be a whole number >= 0, got {preserve_recent!r}")
-        query = query if query else last_user_text(msgs)
+        query = query if query else default_query(msgs)
         split = max(0, len(msgs) - preserve_recent)
         older, recent = msgs[:split], msgs[split:]
         count = self.tokenizer.count

@@ -3,18 +3,21 @@
 The last ``preserve_recent`` messages stay whole. In older ones, every text part
 (plain string content, ``text`` parts, ``tool_result`` content, OpenAI ``tool``
 messages) of at least ``min_tokens`` tokens is compacted verbatim; everything else
-(roles, tool calls, ids, images) is copied unchanged. The default query is the last
-user message's text.
+(roles, tool calls, ids, images) is copied unchanged. The default query
+(:func:`default_query`) is built from the last user message and the assistant's messages,
+in the layout the deletion model was trained on.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any, Callable, Iterator
 
 from ._exceptions import InputError
+from ._query import agent_query
 
-__all__ = ["iter_text_slots", "last_user_text", "check_messages"]
+__all__ = ["iter_text_slots", "last_user_text", "default_query", "check_messages"]
 
 # A slot is (getter, setter) over one string inside a message.
 Slot = tuple[Callable[[], str], Callable[[str], None]]
@@ -62,6 +65,28 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
         if text.strip():
             return text
     return ""
+
+
+def _assistant_text(m: dict[str, Any]) -> str:
+    """An assistant message's text and the inputs of its tool calls (OpenAI or Anthropic)."""
+    parts = [_text_of(m.get("content"))]
+    content = m.get("content")
+    for p in content if isinstance(content, list) else []:
+        if isinstance(p, dict) and p.get("type") == "tool_use" and p.get("input") is not None:
+            parts.append(json.dumps(p["input"], ensure_ascii=False)[:1000])
+    calls = m.get("tool_calls")
+    for call in calls if isinstance(calls, list) else []:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            parts.append(fn["arguments"][:1000])
+    return "\n".join(x for x in parts if x.strip())
+
+
+def default_query(messages: list[dict[str, Any]]) -> str:
+    """What the agent is doing, from the conversation: its last message (the thought), its
+    earlier messages and the last user message (the task), as :func:`compaction.agent_query`."""
+    said = [t for t in (_assistant_text(m) for m in messages if m.get("role") == "assistant") if t]
+    return agent_query(thought=said[-1] if said else "", earlier=said[:-1], task=last_user_text(messages))
 
 
 def _slots_in_content(holder: dict[str, Any], key: str) -> Iterator[Slot]:

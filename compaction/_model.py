@@ -99,7 +99,7 @@ def _read_meta(meta_path: Path, model_path: Path) -> _Meta:
         raw = json.loads(meta_path.read_text(encoding="utf-8"))
         meta = _Meta(
             sha256=str(raw["sha256"]).lower(),
-            name=str(raw.get("name", "deletion-model-v1")),
+            name=str(raw.get("name", "deletion-model")),
             cost_power=float(raw.get("cost_power", 0.0)),
             feature_version=int(raw.get("feature_version", FEATURE_VERSION)),
             raw=raw,

@@ -41,6 +41,7 @@ from typing import Any, Callable, Mapping
 
 from ._atomic import atomic_write_text
 from ._exceptions import InputError
+from ._query import EARLIER_MESSAGES, agent_query
 
 __all__ = [
     "run_hook",
@@ -102,7 +103,8 @@ MAX_CONTEXT_CHARS = 9_500
 PREVIEW_CHARS = 1_900
 #: larger tool outputs are left alone (too slow to shrink inside the timeout)
 MAX_SHRINK_CHARS = 2_000_000
-_TAIL_BYTES = 256 * 1024
+#: how much of the transcript's end is read for the query (the agent's recent messages, the last prompt)
+_TAIL_BYTES = 1024 * 1024
 
 
 def canonical_event(event: object) -> str | None:
@@ -296,64 +298,128 @@ def _str(v: Any) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
-def _last_user_prompt(transcript_path: Any) -> str | None:
-    """The last real user prompt in a Claude Code transcript, read from its tail only."""
-    path = _str(transcript_path)
-    if not path:
-        return None
+@dataclass(frozen=True)
+class _RecentTurns:
+    """What the tail of a Claude Code transcript says the agent was doing."""
+
+    prompt: str | None  # the last real user prompt
+    thought: str  # the assistant's text since its last tool call (what led to this one)
+    earlier: tuple[str, ...]  # the assistant's earlier texts and tool inputs, oldest first
+
+
+def _tail_records(path: str) -> list[dict]:
+    """The JSON records of a transcript's last ``_TAIL_BYTES`` (none when unreadable)."""
     try:
         p = Path(path)
         if p.suffix != ".jsonl" or not p.is_file():
-            return None
+            return []
         size = p.stat().st_size
         with open(p, "rb") as f:
             f.seek(max(0, size - _TAIL_BYTES))
             tail = f.read(_TAIL_BYTES)
     except OSError:
-        return None
+        return []
     lines = tail.split(b"\n")
     if size > _TAIL_BYTES:
         lines = lines[1:]  # the first may be cut
-    for raw in reversed(lines):
-        if b'"user"' not in raw:
+    out = []
+    for raw in lines:
+        if b'"user"' not in raw and b'"assistant"' not in raw:
             continue
         try:
             rec = json.loads(raw)
         except (ValueError, RecursionError):
             continue
-        if not isinstance(rec, dict) or rec.get("type") != "user" or rec.get("isMeta") or rec.get("isCompactSummary"):
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def _prompt_text(rec: dict) -> str | None:
+    """A user record's prompt text, or None for tool results, meta records and commands."""
+    if rec.get("isMeta") or rec.get("isCompactSummary"):
+        return None
+    msg = rec.get("message")
+    content = msg.get("content") if isinstance(msg, dict) else None
+    text = None
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+            return None
+        text = "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    if not text or not text.strip() or text.lstrip().startswith(("<command-", "<local-command", "<system-reminder")):
+        return None
+    if text.lstrip().startswith("[Request interrupted"):
+        return None
+    return text.strip()[:2000]
+
+
+def _recent_turns(transcript_path: Any, tool_use_id: Any = None) -> _RecentTurns:
+    """The last user prompt and the assistant's recent messages, read from the transcript's
+    tail only. The tool call being answered (``tool_use_id``) is left out: it is the command."""
+    path = _str(transcript_path)
+    recs = _tail_records(path) if path else []
+    prompt = None
+    agent: list[tuple[str, str]] = []  # ("text" | "tool", text), in order
+    for rec in recs:
+        kind = rec.get("type")
+        if kind == "user":
+            text = _prompt_text(rec)
+            if text is not None:
+                prompt = text
+            continue
+        if kind != "assistant":
             continue
         msg = rec.get("message")
         content = msg.get("content") if isinstance(msg, dict) else None
-        text = None
-        if isinstance(content, str):
-            text = content
-        elif isinstance(content, list):
-            if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+        for b in content if isinstance(content, list) else []:
+            if not isinstance(b, dict):
                 continue
-            text = "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-        if text and text.strip() and not text.lstrip().startswith(("<command-", "<local-command", "<system-reminder")):
-            return text.strip()[:2000]
-    return None
+            if b.get("type") == "text" and isinstance(b.get("text"), str) and b["text"].strip():
+                agent.append(("text", b["text"]))
+            elif b.get("type") == "thinking" and isinstance(b.get("thinking"), str) and b["thinking"].strip():
+                agent.append(("text", b["thinking"]))
+            elif b.get("type") == "tool_use":
+                if tool_use_id is not None and b.get("id") == tool_use_id:
+                    break  # this call: what came after it is not what led to it
+                inp = b.get("input")
+                agent.append(("tool", "\n".join(_input_parts(inp)) if isinstance(inp, dict) else ""))
+        else:
+            continue
+        break
+    k = len(agent)
+    while k and agent[k - 1][0] == "text":
+        k -= 1
+    thought = "\n".join(t for _, t in agent[k:])[-2000:]
+    earlier = tuple(t for _, t in agent[:k][-EARLIER_MESSAGES:] if t.strip())
+    return _RecentTurns(prompt, thought, earlier)
+
+
+_INPUT_KEYS = ("description", "command", "pattern", "path", "file_path", "query", "prompt", "url")
+
+
+def _input_parts(tool_input: dict) -> list[str]:
+    return [v for v in (tool_input.get(k) for k in _INPUT_KEYS) if isinstance(v, str) and v]
 
 
 def _tool_query(data: Mapping[str, Any]) -> str:
+    """The deletion model's query for a tool output: the agent's thought before the call,
+    the call itself, its earlier messages and the user's last prompt
+    (:func:`compaction.agent_query`)."""
     tool_input = data.get("tool_input")
     parts: list[str] = []
     if isinstance(tool_input, dict):
-        for key in ("description", "command", "pattern", "path", "file_path", "query", "prompt", "url"):
-            v = tool_input.get(key)
-            if isinstance(v, str) and v:
-                parts.append(v)
+        parts = _input_parts(tool_input)
         if not parts:
             with contextlib.suppress(Exception):
                 parts.append(json.dumps(tool_input, ensure_ascii=False)[:1000])
     elif isinstance(tool_input, str):
         parts.append(tool_input[:1000])
-    prompt = _last_user_prompt(data.get("transcript_path"))
-    if prompt:
-        parts.append(prompt)
-    return "\n".join(parts)[:4000]
+    tool = data.get("tool_name")
+    command = (f"{tool} " if isinstance(tool, str) and tool != "Bash" else "") + "\n".join(parts)
+    turns = _recent_turns(data.get("transcript_path"), data.get("tool_use_id"))
+    return agent_query(thought=turns.thought, command=command, earlier=turns.earlier, task=turns.prompt or "")
 
 
 # -- PostToolUse -------------------------------------------------------------------------------

@@ -215,8 +215,9 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         ] = None,
         query: Annotated[
             str | None,
-            Field(description="What you are looking for; relevant lines are kept first. For messages, defaults to "
-            "the last user message."),
+            Field(description="What you are doing and looking for; relevant lines are kept first. Best: your "
+            "current thought, the command that made the output, then the names (files, functions, errors) you "
+            "have been working with. For messages, defaults to your recent messages and the last user message."),
         ] = None,
         keep: Annotated[
             list[str] | None, Field(description="Regular expressions; matching lines always survive.")

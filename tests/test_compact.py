@@ -213,7 +213,7 @@ def test_compact_messages_openai_and_anthropic_shapes(engine):
         {"role": "user", "content": "Why does parse_date raise ValueError?"},
     ]
     r = engine.compact_messages(msgs, ratio=0.3, preserve_recent=2)
-    assert r.query == "Why does parse_date raise ValueError?"
+    assert r.query == "Looking at parse_date now.\n\nTask: Why does parse_date raise ValueError?"
     assert r.compacted_parts == 2 and len(r.handles) == 2
     out = r.messages
     assert out[0] == msgs[0]  # system untouched

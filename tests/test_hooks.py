@@ -174,9 +174,39 @@ def test_query_uses_tool_input_and_last_user_prompt(transcript):
     data = hook_input("PostToolUse", "Bash", transcript_path=str(transcript))
     q = hooks._tool_query(data)
     assert "cat ponyc-parser-c.view.txt" in q and "Show parser.c" in q
-    prompt = hooks._last_user_prompt(str(transcript))
-    assert prompt and prompt in q
-    assert not prompt.startswith("<")
+    turns = hooks._recent_turns(str(transcript))
+    assert turns.prompt and q.endswith("Task: " + turns.prompt)
+    assert not turns.prompt.startswith(("<", "[Request interrupted"))
+
+
+def _record(kind: str, content) -> dict:
+    return {"type": kind, "message": {"role": kind, "content": content}}
+
+
+def test_query_holds_the_thought_before_the_call_and_earlier_messages(tmp_path):
+    """The query is laid out as in training (compaction.agent_query): the text that led to
+    this call, the call, the agent's earlier messages (most recent first), the user's prompt.
+    What the transcript holds after this call is not part of it."""
+    recs = [
+        _record("user", "Why does parse_header crash on empty input?"),
+        _record("assistant", [{"type": "thinking", "thinking": "Maybe ParseState is not reset."}]),
+        _record("assistant", [{"type": "tool_use", "id": "t1", "name": "Grep", "input": {"pattern": "ParseState"}}]),
+        _record("user", [{"type": "tool_result", "tool_use_id": "t1", "content": "src/parse.c:10: ParseState s;"}]),
+        _record("assistant", [{"type": "text", "text": "Let me read reset_state in src/parse.c."}]),
+        _record("assistant", [{"type": "tool_use", "id": "t2", "name": "Read", "input": {"file_path": "src/parse.c"}}]),
+        _record("assistant", [{"type": "text", "text": "written after the call"}]),
+    ]
+    t = tmp_path / "s.jsonl"
+    t.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    data = {"tool_name": "Read", "tool_input": {"file_path": "src/parse.c"}, "tool_use_id": "t2", "transcript_path": str(t)}
+    q = hooks._tool_query(data)
+    assert q == (
+        "Let me read reset_state in src/parse.c.\n$ Read src/parse.c\n\n"
+        "Earlier: ParseState\nMaybe ParseState is not reset.\n\n"
+        "Task: Why does parse_header crash on empty input?"
+    )
+    # no transcript: the call alone
+    assert hooks._tool_query({**data, "transcript_path": str(tmp_path / "missing.jsonl")}) == "$ Read src/parse.c"
 
 
 def test_default_engine_path(monkeypatch):

@@ -229,6 +229,19 @@ def test_query_is_thought_command_then_short_task(sk, df):
     assert len(sk.task) > len(task)
 
 
+def test_query_holds_the_earlier_messages_but_not_the_current_one_twice(df):
+    traj = L.Trajectory("mini-swe-agent", "t", "a/b", "Fix the bug.")
+    traj.events = [
+        ("agent", "THOUGHT: first look\n```bash\nls\n```"),
+        ("tool", L.ToolCall("first look", "ls", "a.py\nb.py")),
+        ("agent", "THOUGHT: open a.py\n```bash\ncat a.py\n```"),
+        ("tool", L.ToolCall("open a.py", "cat a.py", "x = 1\ny = 2")),
+    ]
+    first, second = L.label_trajectory(traj, df)
+    assert first.query == "first look\n$ ls\n\nTask: Fix the bug."
+    assert second.query == "open a.py\n$ cat a.py\n\nEarlier: THOUGHT: first look\n```bash\nls\n```\n\nTask: Fix the bug."
+
+
 # ----------------------------------------------------------------------------- split
 def test_split_by_repository():
     assert L.repo_of_instance("sphinx-doc__sphinx-8595") == "sphinx-doc/sphinx"
@@ -256,3 +269,19 @@ def test_no_repository_on_both_sides_in_the_real_data(shared_data):
     val = {r for r, s in repos.items() if s == {"val"}}
     assert val == {"sympy/sympy", "sphinx-doc/sphinx"}
     assert len(repos) == 12
+
+
+def test_without_earlier_leaves_out_only_the_earlier_messages():
+    q = "open a.py\n$ cat a.py\n\nEarlier: first look\n\nTask: Fix the bug."
+    assert L.without_earlier(q) == "open a.py\n$ cat a.py\n\nTask: Fix the bug."
+    assert L.without_earlier("Earlier: x\n\nTask: t") == "Task: t"
+    assert L.without_earlier("a\n\nEarlier: x") == "a"
+    assert L.without_earlier("why does it fail?") == "why does it fail?"
+
+
+def test_short_query_picks_a_fixed_share_of_examples():
+    ids = [f"mini-swe-agent:django__django-{i}:{j}" for i in range(200) for j in range(10)]
+    picked = [i for i in ids if L.short_query(i, 0.35)]
+    assert 0.32 < len(picked) / len(ids) < 0.38
+    assert picked == [i for i in ids if L.short_query(i, 0.35)]  # the same every time
+    assert not any(L.short_query(i, 0.0) for i in ids) and all(L.short_query(i, 1.0) for i in ids)

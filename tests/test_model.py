@@ -107,7 +107,7 @@ def test_cpu_fallback_when_cuda_is_asked_for_first():
 def test_model_info_reports_provider_threads_and_hash(scorer):
     info = model_info()
     assert info["available"] is True
-    assert info["name"] == scorer.name == "deletion-model-v1"
+    assert info["name"] == scorer.name == "deletion-model-v2"
     assert info["sha256"] == sha256_file(MODEL_PATH)
     assert info["size_bytes"] == MODEL_PATH.stat().st_size
     assert info["execution_provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
@@ -190,7 +190,7 @@ def test_onnx_graph_takes_exactly_the_numpy_features(scorer, observation):
 def test_engine_uses_the_model_and_stays_verbatim(scorer, observation):
     eng = Engine(scorer=scorer, store=False)
     res = eng.compact(observation, ratio=0.3, query=QUERY)
-    assert res.scorer == "deletion-model-v1"
+    assert res.scorer == "deletion-model-v2"
     assert res.tokens_after <= res.budget_tokens
     assert verify_verbatim(observation, res.text)
     assert "AssertionError" in res.text

@@ -162,7 +162,8 @@ def test_compact_messages_and_keep_patterns():
     assert len(m["messages"]) == len(messages)
     assert m["messages"][-2:] == messages[-2:]
     assert m["messages"][0] == messages[0]
-    assert m["query"] == "why does psql fail?"
+    # the default query: the assistant's last message, its earlier ones, the last user message
+    assert m["query"] == "Looking at the error.\n\nEarlier: Running the tests.\n\nTask: why does psql fail?"
     assert m["handles"] and m["messages"][2]["content"][0]["tool_use_id"] == "t1"
     assert "Ran 13 tests in 0.134s" in k["text"]
 

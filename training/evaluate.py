@@ -42,6 +42,8 @@ from compaction import Engine, LineScorer, ScoringInput
 from compaction._store import OriginalStore
 from compaction.baselines import BASELINES
 
+from .labels import without_earlier
+
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "training" / "work" / "dataset"
 DOCS = ROOT / "docs"
@@ -338,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         small = random.Random(args.seed).sample(small, args.limit)
     print(f"validation: {len(val)} of {val_total} outputs of >= {HEADLINE_TOKENS} tokens with a used line, {sum(len(e['lines']) for e in val)} lines; {len(small)} smaller ones", file=sys.stderr)
     res_val = evaluate(val, scorers, ratios)
+    # the same outputs when the caller passes less: no earlier messages in the query
+    query_aware = [s for s in scorers if s.name in (getattr(model, "name", None), "bm25")]
+    res_short = evaluate([dict(e, query=without_earlier(e["query"])) for e in val], query_aware, HEADLINE, progress=False)
     res_small = evaluate(small, scorers, HEADLINE, progress=False)
     res_all = {n: {r: res_val[n][r].merged(res_small[n][r]) for r in HEADLINE} for n in res_val}
     cc_path = args.dataset / "test-cc.jsonl.gz"
@@ -357,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(res_val, HEADLINE, micro=True))
     for line in best_baseline_gap(res_val, model_name, HEADLINE):
         print(line)
+    print("\nThe same outputs, the query without the agent's earlier messages, macro recall %:")
+    print(table(res_short, HEADLINE))
     print(f"\nSmall outputs ({MIN_TOKENS}-{HEADLINE_TOKENS - 1} tokens, {len(small)}), macro recall %:")
     print(table(res_small, HEADLINE))
     print(f"\nAll sizes (>= {MIN_TOKENS} tokens, {len(val) + len(small)}), macro recall %:")
@@ -377,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     (work / "results.json").write_text(
         json.dumps(
             {"date": date, "command": cmd, "val": to_json(res_val, ratios), "val_small": to_json(res_small, HEADLINE),
-             "val_all_sizes": to_json(res_all, HEADLINE), "test_cc": to_json(res_cc, HEADLINE) if res_cc else None,
+             "val_all_sizes": to_json(res_all, HEADLINE), "val_short_query": to_json(res_short, HEADLINE), "test_cc": to_json(res_cc, HEADLINE) if res_cc else None,
              "val_examples": len(val), "model": model_name, "model_missing": why or None},
             indent=1,
         )
@@ -385,12 +392,12 @@ def main(argv: list[str] | None = None) -> int:
     DOCS.mkdir(exist_ok=True)
     plot(res_val, ratios, DOCS / "eval-recall.png", f"Recall of used lines, validation split (sympy + sphinx, {len(val)} tool outputs)")
     write_doc(DOCS / "evaluation.md", res_val, res_cc, ratios, val, val_total, cc, cmd, date, elapsed, model_name, why, args,
-              res_small=res_small, res_all=res_all, small=small)
+              res_small=res_small, res_all=res_all, small=small, res_short=res_short)
     print(f"wrote docs/evaluation.md, docs/eval-recall.png, {work / 'results.json'}", file=sys.stderr)
     return 0
 
 
-def write_doc(path, res_val, res_cc, ratios, val, val_total, cc, cmd, date, elapsed, model_name, why, args, *, res_small, res_all, small) -> None:
+def write_doc(path, res_val, res_cc, ratios, val, val_total, cc, cmd, date, elapsed, model_name, why, args, *, res_small, res_all, small, res_short) -> None:
     n_used = sum(sum(e["labels"]) for e in val)
     n_lines = sum(len(e["lines"]) for e in val)
     by_src: dict[str, int] = {}
@@ -428,7 +435,21 @@ def write_doc(path, res_val, res_cc, ratios, val, val_total, cc, cmd, date, elap
     if gap:
         parts += ["Model against the best baseline at each ratio (target: ahead at every ratio, by >= 25 points at keep 0.3):", ""]
         parts += [f"- {g}" for g in gap] + [""]
-    parts += ["## Micro recall, % (validation)", "", table(res_val, HEADLINE, micro=True), ""]
+    parts += [
+        "## When the caller passes less: the query without the agent's earlier messages",
+        "",
+        "The queries above are laid out as the PostToolUse hook and `compact_messages` build them "
+        "(`compaction.agent_query`: the agent's thought and command, its earlier messages, the task). An agent "
+        "calling `compact` itself may pass only what it is doing now. The same outputs with the `Earlier:` part "
+        "left out of every query (the query-aware scorers only):",
+        "",
+        table(res_short, HEADLINE),
+        "",
+        "## Micro recall, % (validation)",
+        "",
+        table(res_val, HEADLINE, micro=True),
+        "",
+    ]
     parts += [
         f"## Small outputs ({MIN_TOKENS}-{HEADLINE_TOKENS - 1} tokens, {len(small)}), macro recall %",
         "",
@@ -459,8 +480,8 @@ def write_doc(path, res_val, res_cc, ratios, val, val_total, cc, cmd, date, elap
         "precision); recall against them measures how often compaction would have kept what the agent went on to use.",
         "- `oracle (knows labels)` is not a competitor: it ranks the labelled lines first, so it shows the most any "
         "scorer could recall under the same token budget and marker lines.",
-        "- BM25 and the model see the query (the agent's preceding thought, the command and the task); head+tail, tail, "
-        "error-regex and random do not.",
+        "- BM25 and the model see the query (the agent's preceding thought and command, its earlier messages and the "
+        "task); head+tail, tail, error-regex and random do not.",
     ]
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")

@@ -41,7 +41,7 @@ from .train import OUT, load_split, log, val_examples, val_recall
 
 INPUT_NAMES = ["tok_ids", "tok_feats", "tok_line", "line_feats", "query_ids"]
 MAX_BYTES = 10 * 1024 * 1024
-NAME = "deletion-model-v1"
+NAME = "deletion-model-v2"
 
 
 def load_trained(folder: Path = OUT) -> tuple[DeletionModel, dict]:

@@ -40,10 +40,13 @@ import json
 import math
 import re
 import tarfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
+
+from compaction import agent_query
 
 __all__ = [
     "THRESHOLD",
@@ -672,22 +675,27 @@ def _combine(contribs: list[float]) -> float:
     return sum(c * (0.5**i) for i, c in enumerate(contribs))
 
 
-def _truncate_tokens(text: str, n: int) -> str:
-    from compaction import get_tokenizer
+def make_query(call: ToolCall, task: str, history: Sequence[str] = ()) -> str:
+    """What the agent was doing: its preceding thought and the command, its earlier
+    messages (``history``, oldest first) and the task, in the layout the runtime builds
+    (:func:`compaction.agent_query`)."""
+    return agent_query(thought=call.thought, command=call.command, earlier=history, task=task)
 
-    tok = get_tokenizer()
-    ids = tok.encode(text)
-    return text if len(ids) <= n else tok.decode(ids[:n]) + " ..."
+
+def without_earlier(query: str) -> str:
+    """A query of :func:`make_query`'s layout with its ``Earlier:`` part (the agent's earlier
+    messages) left out: what a caller who passes less would give."""
+    head, sep, rest = ("\n\n" + query if query.startswith("Earlier: ") else query).partition("\n\nEarlier: ")
+    if not sep:
+        return query
+    _, sep, task = rest.rpartition("\n\nTask: ")
+    return (head + ("\n\nTask: " + task if sep else "")).lstrip("\n")
 
 
-def make_query(call: ToolCall, task: str, *, task_tokens: int = 200, action_tokens: int = 300) -> str:
-    """What the agent was doing: its preceding thought and the command, then the task."""
-    head = call.thought.strip()
-    if call.command.strip():
-        head = (head + "\n" if head else "") + "$ " + call.command.strip()
-    head = _truncate_tokens(head, action_tokens)
-    task = _truncate_tokens(task.strip(), task_tokens) if task.strip() else ""
-    return head + ("\n\nTask: " + task if task else "")
+def short_query(example_id: str, share: float) -> bool:
+    """Whether this example trains with :func:`without_earlier`'s query: a fixed ``share`` of
+    the examples, chosen by a hash of the id (the same in every run)."""
+    return zlib.crc32(example_id.encode("utf-8")) % 10_000 < share * 10_000
 
 
 def label_call(
@@ -796,11 +804,15 @@ def label_trajectory(traj: Trajectory, df: DocFreq, *, with_evidence: bool = Fal
     patch_text = patch_evidence(traj.patch, patch_refs)
     task_words = set(words(traj.task))
     step = 0
+    agent_texts: list[str] = []  # the agent's messages so far
     for i, (kind, ev) in enumerate(traj.events):
-        if kind != "tool":
+        if kind == "agent":
+            agent_texts.append(ev)  # type: ignore[arg-type]
             continue
         call: ToolCall = ev  # type: ignore[assignment]
         step += 1
+        # the last message holds the call's thought (and command): the query's head already
+        history = agent_texts[:-1]
         lines = call.output.splitlines()
         if not lines:
             continue
@@ -812,7 +824,7 @@ def label_trajectory(traj: Trajectory, df: DocFreq, *, with_evidence: bool = Fal
             id=f"{traj.source}:{traj.id}:{step}",
             source=traj.source,
             repo=traj.repo,
-            query=make_query(call, traj.task),
+            query=make_query(call, traj.task, history),
             lines=lines,
             labels=labels,
             weights=weights,

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from compaction import Engine, ScoringInput, get_tokenizer
 from compaction._features import FEATURE_VERSION, Features, compute_features
 
+from .labels import short_query, without_earlier
 from .model import DOC_GAP, DeletionModel, ModelConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,17 +92,25 @@ def featurize(raw: list[dict]) -> list[Example]:
     return out
 
 
-def load_split(name: str) -> list[Example]:
-    """Featurized examples of one split, cached by the dataset file's size/mtime and the feature version."""
+def load_split(name: str, short_query_share: float = 0.0) -> list[Example]:
+    """Featurized examples of one split, cached by the dataset file's size/mtime, the feature
+    version and the share of queries without earlier messages. Callers who pass only what
+    they are doing now should not get a model that needs the earlier messages, so a share of
+    the training examples (``short_query_share``) is featurized with :func:`without_earlier`."""
     path = DATASET / f"{name}.jsonl.gz"
     st = path.stat() if path.exists() else None
-    key = f"{name}-v{FEATURE_VERSION}f2-{st.st_size if st else 0}-{int(st.st_mtime) if st else 0}.pkl"
+    share = f"-s{short_query_share:g}" if short_query_share else ""
+    key = f"{name}-v{FEATURE_VERSION}f2{share}-{st.st_size if st else 0}-{int(st.st_mtime) if st else 0}.pkl"
     cached = CACHE / key
     if cached.exists():
         with open(cached, "rb") as f:
             return [Example(*fields) for fields in pickle.load(f)]
     t0 = time.time()
-    exs = featurize(read_split(name))
+    raw = read_split(name)
+    for ex in raw:
+        if short_query_share and short_query(ex["id"], short_query_share):
+            ex["query"] = without_earlier(ex.get("query") or "")
+    exs = featurize(raw)
     log(f"featurized {name}: {len(exs)} examples, {sum(len(e.lines) for e in exs)} lines in {time.time() - t0:.0f}s")
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp")
@@ -321,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soft", type=float, default=0.3, help="mix of the labeller's soft score into the BCE target")
     ap.add_argument("--list-weight", type=float, default=0.5, help="weight of the listwise (per-output softmax) loss")
     ap.add_argument("--neg-keep", type=float, default=0.3, help="share of outputs without a used line trained on per epoch")
+    ap.add_argument("--short-query-share", type=float, default=0.35,
+                    help="share of training examples whose query leaves out the agent's earlier messages")
     ap.add_argument("--pos-weight", type=float, default=1.0, help="extra weight of used lines in the loss")
     args = ap.parse_args(argv)
 
@@ -330,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     rng = random.Random(args.seed)
 
-    train = load_split("train")
+    train = load_split("train", args.short_query_share)
     val = load_split("val")
     val_set = val_examples(val, args.val_limit, args.val_seed)
     n_lines = sum(len(e.lines) for e in train)
