@@ -307,8 +307,8 @@ class _RecentTurns:
     earlier: tuple[str, ...]  # the assistant's earlier texts and tool inputs, oldest first
 
 
-def _tail_records(path: str) -> list[dict]:
-    """The JSON records of a transcript's last ``_TAIL_BYTES`` (none when unreadable)."""
+def _tail_lines(path: str) -> list[bytes]:
+    """The JSONL lines of a transcript's last ``_TAIL_BYTES`` (none when unreadable)."""
     try:
         p = Path(path)
         if p.suffix != ".jsonl" or not p.is_file():
@@ -320,80 +320,34 @@ def _tail_records(path: str) -> list[dict]:
     except OSError:
         return []
     lines = tail.split(b"\n")
-    if size > _TAIL_BYTES:
-        lines = lines[1:]  # the first may be cut
-    out = []
-    for raw in lines:
-        if b'"user"' not in raw and b'"assistant"' not in raw:
-            continue
-        try:
-            rec = json.loads(raw)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
-
-
-def _prompt_text(rec: dict) -> str | None:
-    """A user record's prompt text, or None for tool results, meta records and commands."""
-    if rec.get("isMeta") or rec.get("isCompactSummary"):
-        return None
-    msg = rec.get("message")
-    content = msg.get("content") if isinstance(msg, dict) else None
-    text = None
-    if isinstance(content, str):
-        text = content
-    elif isinstance(content, list):
-        if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
-            return None
-        text = "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    if not text or not text.strip() or text.lstrip().startswith(("<command-", "<local-command", "<system-reminder")):
-        return None
-    if text.lstrip().startswith("[Request interrupted"):
-        return None
-    return text.strip()[:2000]
+    return lines[1:] if size > _TAIL_BYTES else lines  # the first may be cut
 
 
 def _recent_turns(transcript_path: Any, tool_use_id: Any = None) -> _RecentTurns:
-    """The last user prompt and the assistant's recent messages, read from the transcript's
-    tail only. The tool call being answered (``tool_use_id``) is left out: it is the command."""
+    """The last typed user prompt and the assistant's recent messages, read from the
+    transcript's tail only. The tool call being answered (``tool_use_id``) is left out: it is
+    the command, and what follows it did not lead to it."""
+    from ._session_facts import request_body, typed_requests
+    from .transcripts.claude_code import parse_claude_code_lines
+    from .transcripts._render import tool_input_text
+
     path = _str(transcript_path)
-    recs = _tail_records(path) if path else []
-    prompt = None
+    t = parse_claude_code_lines(_tail_lines(path) if path else [])
+    prompts = [r for r in typed_requests(t) if not r.label]  # slash commands are not a task
     agent: list[tuple[str, str]] = []  # ("text" | "tool", text), in order
-    for rec in recs:
-        kind = rec.get("type")
-        if kind == "user":
-            text = _prompt_text(rec)
-            if text is not None:
-                prompt = text
-            continue
-        if kind != "assistant":
-            continue
-        msg = rec.get("message")
-        content = msg.get("content") if isinstance(msg, dict) else None
-        for b in content if isinstance(content, list) else []:
-            if not isinstance(b, dict):
-                continue
-            if b.get("type") == "text" and isinstance(b.get("text"), str) and b["text"].strip():
-                agent.append(("text", b["text"]))
-            elif b.get("type") == "thinking" and isinstance(b.get("thinking"), str) and b["thinking"].strip():
-                agent.append(("text", b["thinking"]))
-            elif b.get("type") == "tool_use":
-                if tool_use_id is not None and b.get("id") == tool_use_id:
-                    break  # this call: what came after it is not what led to it
-                inp = b.get("input")
-                agent.append(("tool", "\n".join(_input_parts(inp)) if isinstance(inp, dict) else ""))
-        else:
-            continue
-        break
+    for e in t.events:
+        if e.kind in ("assistant", "thinking") and e.text.strip():
+            agent.append(("text", e.text))
+        elif e.kind == "tool_call":
+            if tool_use_id is not None and e.id == tool_use_id:
+                break
+            agent.append(("tool", tool_input_text(e.name, e.input)))
     k = len(agent)
     while k and agent[k - 1][0] == "text":
         k -= 1
-    thought = "\n".join(t for _, t in agent[k:])[-2000:]
-    earlier = tuple(t for _, t in agent[:k][-EARLIER_MESSAGES:] if t.strip())
-    return _RecentTurns(prompt, thought, earlier)
+    thought = "\n".join(text for _, text in agent[k:])[-2000:]
+    earlier = tuple(text for _, text in agent[:k][-EARLIER_MESSAGES:] if text.strip())
+    return _RecentTurns(request_body(prompts[-1])[:2000] if prompts else None, thought, earlier)
 
 
 _INPUT_KEYS = ("description", "command", "pattern", "path", "file_path", "query", "prompt", "url")

@@ -202,7 +202,7 @@ def test_query_holds_the_thought_before_the_call_and_earlier_messages(tmp_path):
     q = hooks._tool_query(data)
     assert q == (
         "Let me read reset_state in src/parse.c.\n$ Read src/parse.c\n\n"
-        "Earlier: ParseState\nMaybe ParseState is not reset.\n\n"
+        "Earlier: pattern: ParseState\nMaybe ParseState is not reset.\n\n"
         "Task: Why does parse_header crash on empty input?"
     )
     # no transcript: the call alone
