@@ -23,12 +23,14 @@ from typing import Sequence
 
 from ._tokenizer import get_tokenizer
 
-__all__ = ["agent_query", "ACTION_TOKENS", "EARLIER_MESSAGES", "EARLIER_TOKENS", "TASK_TOKENS"]
+__all__ = ["agent_query", "without_earlier", "ACTION_TOKENS", "EARLIER_MESSAGES", "EARLIER_TOKENS", "TASK_TOKENS"]
 
 ACTION_TOKENS = 300  # the latest thought and the command
 EARLIER_MESSAGES = 12  # how many earlier messages are looked at
 EARLIER_TOKENS = 1200  # ... and how much of them is kept (the most recent first)
 TASK_TOKENS = 200
+_EARLIER = "Earlier: "
+_TASK = "Task: "
 
 
 def _cut(text: str, n: int) -> str:
@@ -55,8 +57,18 @@ def agent_query(
     task = _cut(task.strip(), TASK_TOKENS) if task.strip() else ""
     parts = [head] if head else []
     if before:
-        parts.append("Earlier: " + before)
+        parts.append(_EARLIER + before)
     if task:
-        parts.append("Task: " + task)
+        parts.append(_TASK + task)
     return "\n\n".join(parts)
+
+
+def without_earlier(query: str) -> str:
+    """A query of :func:`agent_query`'s layout with its ``Earlier:`` part left out: what a
+    caller who passes only what it is doing now would give (training and evaluation use it)."""
+    head, sep, rest = ("\n\n" + query if query.startswith(_EARLIER) else query).partition("\n\n" + _EARLIER)
+    if not sep:
+        return query
+    _, sep, task = rest.rpartition("\n\n" + _TASK)
+    return (head + ("\n\n" + _TASK + task if sep else "")).lstrip("\n")
 

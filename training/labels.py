@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from compaction import agent_query
+from compaction._query import without_earlier  # noqa: F401  (training and evaluation use it from here)
 
 __all__ = [
     "THRESHOLD",
@@ -680,16 +681,6 @@ def make_query(call: ToolCall, task: str, history: Sequence[str] = ()) -> str:
     messages (``history``, oldest first) and the task, in the layout the runtime builds
     (:func:`compaction.agent_query`)."""
     return agent_query(thought=call.thought, command=call.command, earlier=history, task=task)
-
-
-def without_earlier(query: str) -> str:
-    """A query of :func:`make_query`'s layout with its ``Earlier:`` part (the agent's earlier
-    messages) left out: what a caller who passes less would give."""
-    head, sep, rest = ("\n\n" + query if query.startswith("Earlier: ") else query).partition("\n\nEarlier: ")
-    if not sep:
-        return query
-    _, sep, task = rest.rpartition("\n\nTask: ")
-    return (head + ("\n\nTask: " + task if sep else "")).lstrip("\n")
 
 
 def short_query(example_id: str, share: float) -> bool:
