@@ -216,7 +216,8 @@ def test_logs_go_to_stderr_and_stdout_is_pure_protocol(tmp_path):
         proc.stdin.write("".join(json.dumps(m) + "\n" for m in msgs).encode())
         proc.stdin.flush()
         replies = []
-        while not any(r.get("id") == 3 for r in replies):
+        # Requests are served concurrently, so replies may come in any order: wait for both.
+        while not {2, 3} <= {r.get("id") for r in replies}:
             line = proc.stdout.readline()
             assert line, "server closed stdout before answering"
             replies.append(json.loads(line))  # every stdout line is one JSON-RPC message
