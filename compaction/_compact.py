@@ -14,10 +14,12 @@ The algorithm, in order:
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+import regex
 
 from ._config import Limits
 from ._exceptions import BinaryInputError, BudgetError, EmptyInputError, InputError, InputTooLargeError
@@ -162,20 +164,31 @@ def _build_units(lines: list[str], bodies: list[str], tok: Tokenizer, limits: Li
     return _Units(texts, tokens, line_of, np.asarray(cost, dtype=np.int64))
 
 
-def _pinned_lines(text: str, lines: list[str], bodies: list[str], keep: Sequence[str]) -> np.ndarray:
+def _pinned_lines(
+    text: str, lines: list[str], bodies: list[str], keep: Sequence[str], seconds: float
+) -> np.ndarray:
     pinned = np.zeros(len(lines), dtype=bool)
     patterns = []
     for p in keep:
         if not isinstance(p, str) or not p:
             raise InputError(f"keep patterns must be non-empty strings, got {p!r}")
         try:
-            patterns.append(re.compile(p))
-        except re.error as exc:
+            # the `regex` module (Python's `re` syntax) because its searches take a timeout
+            patterns.append(regex.compile(p))
+        except (regex.error, ValueError) as exc:
             raise InputError(f"keep pattern {p!r} is not a valid regular expression: {exc}") from None
     if patterns:
-        for i, body in enumerate(bodies):
-            if any(p.search(body) for p in patterns):
-                pinned[i] = True
+        deadline = time.monotonic() + seconds
+        for p in patterns:
+            try:
+                for i, body in enumerate(bodies):
+                    if not pinned[i] and p.search(body, timeout=max(deadline - time.monotonic(), 1e-3)):
+                        pinned[i] = True
+            except TimeoutError:
+                raise InputError(
+                    f"keep pattern {p.pattern!r} ran for more than {seconds:g} s on this input "
+                    "(catastrophic backtracking?); simplify it, e.g. without nested repetition like (a+)+"
+                ) from None
     if "<keep>" in text:
         starts = np.cumsum([0] + [len(line) for line in lines])  # char offset of each line start
         for m in _KEEP_SPAN.finditer(text):
@@ -375,7 +388,7 @@ def compact_text(
     progress(0.1, "tokenizing lines")
     units = _build_units(lines, bodies, tok, limits)
     n_units = len(units.texts)
-    pinned_line = _pinned_lines(text, lines, bodies, request.keep)
+    pinned_line = _pinned_lines(text, lines, bodies, request.keep, limits.keep_pattern_seconds)
     pinned = pinned_line[np.asarray(units.line_of, dtype=np.int64)]
 
     progress(0.3, f"scoring {n_units} lines")

@@ -29,6 +29,9 @@ class Limits:
     long_line_tokens: int = 256
     #: target size of one sub-line segment, in tokens
     segment_tokens: int = 48
+    #: time all caller-given ``keep`` patterns may spend on one input, in seconds (a pattern
+    #: that backtracks catastrophically is stopped with an error instead of holding a worker)
+    keep_pattern_seconds: float = 2.0
 
 
 def _user_dir(env_var: str, xdg_var: str, fallback: str, windows_var: str) -> Path:

@@ -145,6 +145,21 @@ def test_invalid_keep_pattern(engine):
         engine.compact(LOG, keep=["(unclosed"])
 
 
+def test_catastrophic_keep_pattern_is_stopped_with_a_clear_error():
+    """A pattern that backtracks exponentially must not hold the caller (or a server worker)."""
+    import time
+
+    eng = Engine(scorer=BM25Scorer(), store=False, settings=Settings(limits=Limits(keep_pattern_seconds=0.3)))
+    text = "\n".join(["a" * 60 + "!"] * 5 + ["ordinary line"] * 50)
+    t0 = time.monotonic()
+    with pytest.raises(compaction.InputError, match=r"ran for more than 0.3 s.*simplify"):
+        eng.compact(text, keep=[r"(a|aa)+$"])
+    assert time.monotonic() - t0 < 5
+    # the same engine goes on working, and an ordinary pattern still pins its lines
+    r = eng.compact(text, ratio=0.2, keep=[r"^a+!$"])
+    assert r.text.count("a" * 60 + "!") == 5
+
+
 def test_one_huge_line_is_cut_into_segments_not_dropped(engine):
     blob = '{"items": [' + ", ".join(f'{{"id": {i}, "name": "item-{i}"}}' for i in range(3000)) + "]}"
     r = engine.compact(blob, ratio=0.2, query="item-1234")

@@ -115,6 +115,7 @@ def test_bad_inputs_are_tool_errors_and_the_server_keeps_serving():
         ("compact", {"messages": []}, "empty"),
         ("compact", {"messages": [{"content": "no role"}]}, "role"),
         ("compact", {"text": text, "keep": ["("]}, "keep"),
+        ("compact", {"text": "a" * 60 + "!\n" + text, "keep": ["(a|aa)+$"]}, "catastrophic backtracking"),
         ("compact", {"text": text, "bogus": 1}, "unknown argument"),
         ("expand", {"handle": "0123456789abcdef"}, "no original"),
         ("expand", {"handle": "../../etc/passwd"}, "invalid handle"),
