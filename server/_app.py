@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError
 
 import compaction
 from compaction._exceptions import ContextDistillError, InputError, StoreError
-from compaction._paths import resolve_allowed_file
+from compaction._paths import check_allowed_file
 from compaction.cli import status_report
 
 from ._models import (
@@ -122,7 +122,7 @@ def _transcript_source(
     if sum(given) != 1:
         raise InputError("give exactly one of transcript_path, messages or text")
     if transcript_path is not None:
-        return resolve_allowed_file(transcript_path)
+        return check_allowed_file(transcript_path)
     if messages is not None:
         if not messages:
             raise InputError("messages is empty: there is nothing to read")

@@ -112,3 +112,46 @@ def test_stored_originals_and_handoffs_are_private_files(tmp_path):
     assert any(p.stem == h for p in files) and any(p.parent.name == "handoffs" for p in files)
     for p in files:
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p, oct(p.stat().st_mode))
+
+
+def test_a_checked_transcript_swapped_for_a_link_after_the_check_is_not_read(tmp_path):
+    """The time-of-check/time-of-use window: the path passes the folder check, then the file
+    (or a folder on its path) is replaced by a link to a file outside the roots."""
+    import shutil
+
+    import pytest
+
+    from compaction._paths import check_allowed_file
+
+    root, path, outside = _session(tmp_path)
+    checked = check_allowed_file(path, roots=[tmp_path / "projects"])
+    assert "please fix the parser" in _all_text(compaction.read_transcript(checked))
+    assert "sub-agent work" in _all_text(compaction.read_transcript(checked))  # sub-agents still read
+
+    path.unlink()
+    path.symlink_to(outside / "private.jsonl")  # the file itself becomes a link
+    with pytest.raises(compaction.InputError, match="cannot read|changed"):
+        compaction.read_transcript(checked)
+
+    root2 = tmp_path / "projects" / "-q"
+    root2.mkdir()
+    p2 = root2 / "sess.jsonl"
+    p2.write_text(_record("checked text") + "\n")
+    checked2 = check_allowed_file(p2, roots=[tmp_path / "projects"])
+    shutil.move(str(root2), str(tmp_path / "moved"))
+    (outside / "sess.jsonl").write_text(_record("TOP-SECRET-OUTSIDE-THE-ROOT") + "\n")
+    root2.symlink_to(outside, target_is_directory=True)  # a folder on the path becomes a link
+    with pytest.raises(compaction.InputError, match="changed between the folder check and the read"):
+        compaction.read_transcript(checked2)
+
+
+def test_a_checked_transcript_that_grew_past_the_limit_is_refused(tmp_path):
+    import pytest
+
+    from compaction._paths import check_allowed_file
+
+    _, path, _ = _session(tmp_path)
+    checked = check_allowed_file(path, roots=[tmp_path / "projects"])
+    assert checked.read(10_000).startswith(b'{"type": "user"')
+    with pytest.raises(compaction.InputTooLargeError):
+        checked.read(10)

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._config import default_settings
 from .._exceptions import BinaryInputError, InputError, InputTooLargeError, TranscriptError
+from .._paths import CheckedFile
 from ._model import (
     EDIT_TOOLS,
     AssistantText,
@@ -99,6 +100,9 @@ def _read(source: Any, fmt: str, subagents: bool) -> Transcript:
         return parse_messages(source["messages"], fmt=fmt, system=source.get("system"))
     if isinstance(source, (bytes, bytearray)):
         return _from_bytes(bytes(source), fmt, path=None, subagents=False)
+    if isinstance(source, CheckedFile):  # a path that passed the server's folder check
+        data = source.read(default_settings().limits.max_input_bytes)
+        return _from_bytes(data, fmt, path=source.path, subagents=subagents)
     if isinstance(source, Path) or (isinstance(source, str) and _is_path_like(source)):
         try:
             path = Path(source).expanduser()
