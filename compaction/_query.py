@@ -23,7 +23,7 @@ from typing import Sequence
 
 from ._tokenizer import get_tokenizer
 
-__all__ = ["agent_query", "without_earlier", "ACTION_TOKENS", "EARLIER_MESSAGES", "EARLIER_TOKENS", "TASK_TOKENS"]
+__all__ = ["agent_query", "without_earlier", "without_thought", "ACTION_TOKENS", "EARLIER_MESSAGES", "EARLIER_TOKENS", "TASK_TOKENS"]
 
 ACTION_TOKENS = 300  # the latest thought and the command
 EARLIER_MESSAGES = 12  # how many earlier messages are looked at
@@ -72,3 +72,17 @@ def without_earlier(query: str) -> str:
     _, sep, task = rest.rpartition("\n\n" + _TASK)
     return (head + ("\n\n" + _TASK + task if sep else "")).lstrip("\n")
 
+
+
+def without_thought(query: str) -> str:
+    """A query of :func:`agent_query`'s layout without the agent's latest thought (the lines
+    before the ``$`` command): what Claude Code's PostToolUse hook usually has, since the
+    current turn is not yet in the transcript when the hook runs (evaluation uses it)."""
+    head, sep, rest = query.partition("\n\n")
+    if head.startswith((_EARLIER, _TASK)):
+        return query
+    lines = head.split("\n")
+    commands = [i for i, line in enumerate(lines) if line.startswith("$ ")]
+    if not commands:
+        return rest
+    return "\n".join(lines[commands[-1] :]) + sep + rest

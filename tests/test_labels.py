@@ -285,3 +285,12 @@ def test_short_query_picks_a_fixed_share_of_examples():
     assert 0.32 < len(picked) / len(ids) < 0.38
     assert picked == [i for i in ids if L.short_query(i, 0.35)]  # the same every time
     assert not any(L.short_query(i, 0.0) for i in ids) and all(L.short_query(i, 1.0) for i in ids)
+
+
+def test_without_thought_leaves_out_only_the_latest_thought():
+    q = "open a.py\nto see the bug\n$ cat a.py\n\nEarlier: x\n\nTask: Fix the bug."
+    assert L.without_thought(q) == "$ cat a.py\n\nEarlier: x\n\nTask: Fix the bug."
+    assert L.without_thought("$ ls\n\nTask: t") == "$ ls\n\nTask: t"
+    assert L.without_thought("just a thought\n\nTask: t") == "Task: t"
+    assert L.without_thought("Earlier: x\n\nTask: t") == "Earlier: x\n\nTask: t"
+    assert L.without_thought("why does it fail?") == ""

@@ -42,7 +42,7 @@ from compaction import Engine, LineScorer, ScoringInput
 from compaction._store import OriginalStore
 from compaction.baselines import BASELINES
 
-from .labels import without_earlier
+from .labels import without_earlier, without_thought
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "training" / "work" / "dataset"
@@ -343,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     # the same outputs when the caller passes less: no earlier messages in the query
     query_aware = [s for s in scorers if s.name in (getattr(model, "name", None), "bm25")]
     res_short = evaluate([dict(e, query=without_earlier(e["query"])) for e in val], query_aware, HEADLINE, progress=False)
+    # ... and without the latest thought, as Claude Code's PostToolUse hook usually sees it
+    res_hook = evaluate([dict(e, query=without_thought(e["query"])) for e in val], query_aware, HEADLINE, progress=False)
     res_small = evaluate(small, scorers, HEADLINE, progress=False)
     res_all = {n: {r: res_val[n][r].merged(res_small[n][r]) for r in HEADLINE} for n in res_val}
     cc_path = args.dataset / "test-cc.jsonl.gz"
@@ -364,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print("\nThe same outputs, the query without the agent's earlier messages, macro recall %:")
     print(table(res_short, HEADLINE))
+    print("\nThe same outputs, the query without the agent's latest thought (as Claude Code's hook sees it), macro recall %:")
+    print(table(res_hook, HEADLINE))
     print(f"\nSmall outputs ({MIN_TOKENS}-{HEADLINE_TOKENS - 1} tokens, {len(small)}), macro recall %:")
     print(table(res_small, HEADLINE))
     print(f"\nAll sizes (>= {MIN_TOKENS} tokens, {len(val) + len(small)}), macro recall %:")
@@ -384,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     (work / "results.json").write_text(
         json.dumps(
             {"date": date, "command": cmd, "val": to_json(res_val, ratios), "val_small": to_json(res_small, HEADLINE),
-             "val_all_sizes": to_json(res_all, HEADLINE), "val_short_query": to_json(res_short, HEADLINE), "test_cc": to_json(res_cc, HEADLINE) if res_cc else None,
+             "val_all_sizes": to_json(res_all, HEADLINE), "val_short_query": to_json(res_short, HEADLINE),
+             "val_no_thought": to_json(res_hook, HEADLINE), "test_cc": to_json(res_cc, HEADLINE) if res_cc else None,
              "val_examples": len(val), "model": model_name, "model_missing": why or None},
             indent=1,
         )
@@ -392,12 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     DOCS.mkdir(exist_ok=True)
     plot(res_val, ratios, DOCS / "eval-recall.png", f"Recall of used lines, validation split (sympy + sphinx, {len(val)} tool outputs)")
     write_doc(DOCS / "evaluation.md", res_val, res_cc, ratios, val, val_total, cc, cmd, date, elapsed, model_name, why, args,
-              res_small=res_small, res_all=res_all, small=small, res_short=res_short)
+              res_small=res_small, res_all=res_all, small=small, res_short=res_short, res_hook=res_hook)
     print(f"wrote docs/evaluation.md, docs/eval-recall.png, {work / 'results.json'}", file=sys.stderr)
     return 0
 
 
-def write_doc(path, res_val, res_cc, ratios, val, val_total, cc, cmd, date, elapsed, model_name, why, args, *, res_small, res_all, small, res_short) -> None:
+def write_doc(path, res_val, res_cc, ratios, val, val_total, cc, cmd, date, elapsed, model_name, why, args, *, res_small, res_all, small, res_short, res_hook) -> None:
     n_used = sum(sum(e["labels"]) for e in val)
     n_lines = sum(len(e["lines"]) for e in val)
     by_src: dict[str, int] = {}
@@ -444,6 +449,12 @@ def write_doc(path, res_val, res_cc, ratios, val, val_total, cc, cmd, date, elap
         "left out of every query (the query-aware scorers only):",
         "",
         table(res_short, HEADLINE),
+        "",
+        "And with the agent's latest thought left out (the lines before the `$` command), as Claude Code's "
+        "PostToolUse hook usually sees it: the current turn is not yet in the transcript when the hook runs "
+        "(docs/hooks.md, \"The query\"):",
+        "",
+        table(res_hook, HEADLINE),
         "",
         "## Micro recall, % (validation)",
         "",

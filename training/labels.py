@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from compaction import agent_query
-from compaction._query import without_earlier  # noqa: F401  (training and evaluation use it from here)
+from compaction._query import without_earlier, without_thought  # noqa: F401  (training and evaluation use them from here)
 
 __all__ = [
     "THRESHOLD",
