@@ -130,7 +130,9 @@ def _transcript_source(
     assert text is not None
     if not text.strip():
         raise InputError("text is empty: there is nothing to read")
-    return text
+    # as bytes, so that read_transcript never takes text that looks like a path for a path:
+    # files are read only through transcript_path and its folder check
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _need(name: str) -> Any:

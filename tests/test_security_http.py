@@ -275,6 +275,24 @@ def test_transcript_paths_outside_the_roots_are_refused_over_http(roots, tmp_pat
     assert not good.is_error
 
 
+def test_text_that_looks_like_a_path_is_read_as_text_never_as_a_file(roots, tmp_path):
+    """``text`` is the transcript itself: a path in it must not open a file (which would skip
+    the folder check that ``transcript_path`` gets)."""
+    root, outside = roots
+    env = server_env({"CONTEXT_DISTILL_ROOTS": str(root), "HOME": str(tmp_path / "home")})
+    secret = str(outside / "secret.jsonl")
+
+    async def go(url):
+        async with _client(url) as c:
+            return {tool: await c.call_tool(tool, {"text": secret}) for tool in ("summarize", "context_status", "spawn_handoff")}
+
+    with HttpServer(env=env) as srv:
+        out = anyio.run(go, srv.url)
+    for tool, r in out.items():
+        body = json.dumps([c.model_dump() for c in r.content]) + json.dumps(r.structured_content or {})
+        assert "OUTSIDE-SECRET" not in body, (tool, body[:500])
+
+
 def test_handoff_ids_cannot_name_paths_over_http(tmp_path):
     data = tmp_path / "data"
     (tmp_path / "passwd-copy").write_text("root:x:0:0:root:/root:/bin/bash\n")
