@@ -75,14 +75,17 @@ def without_earlier(query: str) -> str:
 
 
 def without_thought(query: str) -> str:
-    """A query of :func:`agent_query`'s layout without the agent's latest thought (the lines
-    before the ``$`` command): what Claude Code's PostToolUse hook usually has, since the
-    current turn is not yet in the transcript when the hook runs (evaluation uses it)."""
-    head, sep, rest = query.partition("\n\n")
-    if head.startswith((_EARLIER, _TASK)):
+    """A query of :func:`agent_query`'s layout without the agent's latest thought (the text
+    before the ``$`` command, however many paragraphs it has): what Claude Code's PostToolUse
+    hook usually has, since the current turn is not yet in the transcript when the hook runs
+    (evaluation uses it)."""
+    cuts = [k for k in (query.find("\n\n" + _EARLIER), query.find("\n\n" + _TASK)) if k >= 0]
+    if query.startswith((_EARLIER, _TASK)):
         return query
+    end = min(cuts) if cuts else len(query)
+    head, rest = query[:end], query[end:]
     lines = head.split("\n")
     commands = [i for i, line in enumerate(lines) if line.startswith("$ ")]
     if not commands:
-        return rest
-    return "\n".join(lines[commands[-1] :]) + sep + rest
+        return rest.lstrip("\n")
+    return "\n".join(lines[commands[-1] :]) + rest

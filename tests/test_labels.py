@@ -294,3 +294,6 @@ def test_without_thought_leaves_out_only_the_latest_thought():
     assert L.without_thought("just a thought\n\nTask: t") == "Task: t"
     assert L.without_thought("Earlier: x\n\nTask: t") == "Earlier: x\n\nTask: t"
     assert L.without_thought("why does it fail?") == ""
+    many = "first paragraph\n\nsecond paragraph\n\n$ sed -n 1,5p a.py\n\nEarlier: x\n\nTask: t"
+    assert L.without_thought(many) == "$ sed -n 1,5p a.py\n\nEarlier: x\n\nTask: t"
+    assert L.without_thought("thought\n\nmore thought\n\nTask: t") == "Task: t"
