@@ -14,15 +14,14 @@ The algorithm, in order:
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-import regex
 
 from ._config import Limits
 from ._exceptions import BinaryInputError, BudgetError, EmptyInputError, InputError, InputTooLargeError
+from ._keep import keep_pattern_lines
 from ._results import CompactResult
 from ._scoring import LineScorer, ScoringInput
 from ._tokenizer import Tokenizer
@@ -167,28 +166,7 @@ def _build_units(lines: list[str], bodies: list[str], tok: Tokenizer, limits: Li
 def _pinned_lines(
     text: str, lines: list[str], bodies: list[str], keep: Sequence[str], seconds: float
 ) -> np.ndarray:
-    pinned = np.zeros(len(lines), dtype=bool)
-    patterns = []
-    for p in keep:
-        if not isinstance(p, str) or not p:
-            raise InputError(f"keep patterns must be non-empty strings, got {p!r}")
-        try:
-            # the `regex` module (Python's `re` syntax) because its searches take a timeout
-            patterns.append(regex.compile(p))
-        except (regex.error, ValueError) as exc:
-            raise InputError(f"keep pattern {p!r} is not a valid regular expression: {exc}") from None
-    if patterns:
-        deadline = time.monotonic() + seconds
-        for p in patterns:
-            try:
-                for i, body in enumerate(bodies):
-                    if not pinned[i] and p.search(body, timeout=max(deadline - time.monotonic(), 1e-3)):
-                        pinned[i] = True
-            except TimeoutError:
-                raise InputError(
-                    f"keep pattern {p.pattern!r} ran for more than {seconds:g} s on this input "
-                    "(catastrophic backtracking?); simplify it, e.g. without nested repetition like (a+)+"
-                ) from None
+    pinned = keep_pattern_lines(bodies, keep, seconds)
     if "<keep>" in text:
         starts = np.cumsum([0] + [len(line) for line in lines])  # char offset of each line start
         for m in _KEEP_SPAN.finditer(text):

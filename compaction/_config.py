@@ -29,8 +29,9 @@ class Limits:
     long_line_tokens: int = 256
     #: target size of one sub-line segment, in tokens
     segment_tokens: int = 48
-    #: time all caller-given ``keep`` patterns may spend on one input, in seconds (a pattern
-    #: that backtracks catastrophically is stopped with an error instead of holding a worker)
+    #: time one search of a caller-given ``keep`` pattern may take, in seconds; all of them
+    #: together get this much per MiB of input, plus this much (a pattern that backtracks
+    #: catastrophically is stopped with an error instead of holding a worker)
     keep_pattern_seconds: float = 2.0
 
 

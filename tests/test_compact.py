@@ -152,7 +152,7 @@ def test_catastrophic_keep_pattern_is_stopped_with_a_clear_error():
     eng = Engine(scorer=BM25Scorer(), store=False, settings=Settings(limits=Limits(keep_pattern_seconds=0.3)))
     text = "\n".join(["a" * 60 + "!"] * 5 + ["ordinary line"] * 50)
     t0 = time.monotonic()
-    with pytest.raises(compaction.InputError, match=r"ran for more than 0.3 s.*simplify"):
+    with pytest.raises(compaction.InputError, match=r"ran past its time limit.*simplify"):
         eng.compact(text, keep=[r"(a|aa)+$"])
     assert time.monotonic() - t0 < 5
     # the same engine goes on working, and an ordinary pattern still pins its lines

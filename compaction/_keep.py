@@ -1,0 +1,165 @@
+"""Caller-given ``keep`` patterns: Python ``re`` syntax and meaning, matched under a time limit.
+
+Python's ``re`` cannot be interrupted, so a pattern that backtracks catastrophically
+(``(a|aa)+$`` on a long run of ``a``) would hold a worker for as long as it likes. Patterns
+are therefore checked with ``re`` (what it refuses is refused, so the accepted syntax is
+exactly ``re``'s), rewritten where the ``regex`` module would read the same text otherwise
+(``{e}`` is a fuzzy-match constraint there and a literal in ``re``; ``[[:digit:]]`` a POSIX
+class there and a set holding ``[`` in ``re``), refused when their counted repeats would
+unroll into a huge program (``regex`` builds it at compile time), and run with ``regex``'s
+timeout: each search at most ``seconds``, all of them together at most ``seconds`` per MiB
+of input (plus ``seconds``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from typing import Sequence
+
+import numpy as np
+import regex
+
+from ._exceptions import InputError
+
+__all__ = ["keep_pattern_lines", "MAX_PATTERNS", "MAX_PATTERN_CHARS", "MAX_UNROLLED"]
+
+MAX_PATTERNS = 64
+MAX_PATTERN_CHARS = 2000
+#: the most pattern items counted repeats may unroll to (``(?:a{1000}){1000}`` is 10**6)
+MAX_UNROLLED = 100_000
+
+_QUANTIFIER = re.compile(r"\{\d*(?:,\d*)?\}")
+
+
+def keep_pattern_lines(bodies: Sequence[str], keep: Sequence[str], seconds: float) -> np.ndarray:
+    """Which of ``bodies`` match any of ``keep``; raises :class:`InputError` for a bad pattern
+    or one that runs past the time limit."""
+    pinned = np.zeros(len(bodies), dtype=bool)
+    if len(keep) > MAX_PATTERNS:
+        raise InputError(f"too many keep patterns ({len(keep)}); at most {MAX_PATTERNS}")
+    patterns = [_compile(p) for p in keep]
+    if not patterns:
+        return pinned
+    size = sum(len(b) for b in bodies)
+    deadline = time.monotonic() + seconds * (1 + size / (1 << 20))
+    for p, source in zip(patterns, keep):
+        try:
+            for i, body in enumerate(bodies):
+                if pinned[i]:
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                if p.search(body, timeout=min(left, seconds)):
+                    pinned[i] = True
+        except TimeoutError:
+            raise InputError(
+                f"keep pattern {source!r} ran past its time limit on this input "
+                "(catastrophic backtracking?); simplify it, e.g. without nested repetition like (a+)+"
+            ) from None
+    return pinned
+
+
+def _compile(p: object) -> "regex.Pattern[str]":
+    if not isinstance(p, str) or not p:
+        raise InputError(f"keep patterns must be non-empty strings, got {p!r}")
+    if len(p) > MAX_PATTERN_CHARS:
+        raise InputError(f"a keep pattern is {len(p)} characters long; at most {MAX_PATTERN_CHARS}")
+    try:
+        with warnings.catch_warnings():  # "Possible nested set": re's reading is the one kept
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(p)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise InputError(f"keep pattern {p!r} is not a valid regular expression: {_one_line(exc)}") from None
+    if _unrolled_size(p) > MAX_UNROLLED:
+        raise InputError(
+            f"keep pattern {p!r} repeats too much (its counted repeats multiply past {MAX_UNROLLED:,}); "
+            "use + or * instead of large {n} counts"
+        )
+    try:
+        return regex.compile(_as_re_means_it(p), cache_pattern=False)
+    except (regex.error, RecursionError, OverflowError, ValueError) as exc:  # not expected after re accepted it
+        raise InputError(f"keep pattern {p!r} is not supported: {_one_line(exc)}") from None
+
+
+def _as_re_means_it(p: str) -> str:
+    """``p`` with the braces ``re`` reads as literals, and the ``[`` inside a set, escaped."""
+    out: list[str] = []
+    i, n, in_set = 0, len(p), False
+    while i < n:
+        c = p[i]
+        if c == "\\":
+            out.append(p[i : i + 2])
+            i += 2
+            continue
+        if in_set:
+            if c == "]" and not set_start:
+                in_set = False
+            elif c == "[":
+                c = "\\["
+            set_start = False
+        elif c == "[":
+            in_set, set_start = True, True
+            out.append(c)
+            i += 1
+            if i < n and p[i] == "^":
+                out.append("^")
+                i += 1
+            continue
+        elif c == "{" and not (out and _QUANTIFIER.match(p, i)):
+            c = "\\{"
+        elif c == "}":
+            c = "\\}" if not _closes_quantifier(p, i) else c
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _closes_quantifier(p: str, i: int) -> bool:
+    j = p.rfind("{", 0, i)
+    return j > 0 and (j == 0 or p[j - 1] != "\\") and _QUANTIFIER.fullmatch(p, j, i + 1) is not None
+
+
+def _unrolled_size(p: str) -> int:
+    """Roughly how many items ``p`` becomes once counted repeats are unrolled."""
+    try:
+        from re import _constants as C, _parser  # type: ignore[attr-defined]
+
+        tree = _parser.parse(p)
+    except Exception:  # another Python's internals: no estimate
+        return 0
+    repeats = {C.MAX_REPEAT, C.MIN_REPEAT, getattr(C, "POSSESSIVE_REPEAT", C.MAX_REPEAT)}
+
+    def size(items) -> int:  # type: ignore[no-untyped-def]
+        total = 0
+        for op, av in items:
+            if op in repeats:
+                lo, hi, sub = av
+                count = lo if hi == C.MAXREPEAT else hi
+                total += max(count, 1) * size(sub)
+            elif op is C.SUBPATTERN:
+                total += size(av[-1])
+            elif op is C.BRANCH:
+                total += sum(size(b) for b in av[1])
+            elif op in (C.ASSERT, C.ASSERT_NOT):
+                total += size(av[1])
+            elif op is C.GROUPREF_EXISTS:
+                total += size(av[1]) + (size(av[2]) if av[2] else 0)
+            elif op is getattr(C, "ATOMIC_GROUP", None):
+                total += size(av)
+            else:
+                total += 1
+            if total > MAX_UNROLLED:
+                return total
+        return total
+
+    try:
+        return size(tree)
+    except RecursionError:
+        return MAX_UNROLLED + 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
