@@ -155,3 +155,23 @@ def test_a_checked_transcript_that_grew_past_the_limit_is_refused(tmp_path):
     assert checked.read(10_000).startswith(b'{"type": "user"')
     with pytest.raises(compaction.InputTooLargeError):
         checked.read(10)
+
+
+def test_sub_agents_of_a_checked_session_cannot_be_moved_out_by_a_folder_swap(tmp_path):
+    """The session file was read; then its folder is swapped for a link to a look-alike tree
+    outside the roots before the sub-agent files are listed: none of those may be read."""
+    import shutil
+
+    from compaction._paths import check_allowed_file
+    from compaction.transcripts.claude_code import read_claude_code
+
+    root, path, outside = _session(tmp_path)
+    (outside / "sess" / "subagents").mkdir(parents=True)
+    (outside / "sess" / "subagents" / "agent-x.jsonl").write_text(_record("TOP-SECRET-OUTSIDE-THE-ROOT", "s9") + "\n")
+    checked = check_allowed_file(path, roots=[tmp_path / "projects"])
+    data = checked.read(1 << 20)
+    shutil.move(str(root), str(tmp_path / "moved"))
+    root.symlink_to(outside, target_is_directory=True)
+    text = _all_text(read_claude_code(checked.path, data, resolved=True))
+    assert "please fix the parser" in text
+    assert "TOP-SECRET" not in text

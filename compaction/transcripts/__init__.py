@@ -102,7 +102,7 @@ def _read(source: Any, fmt: str, subagents: bool) -> Transcript:
         return _from_bytes(bytes(source), fmt, path=None, subagents=False)
     if isinstance(source, CheckedFile):  # a path that passed the server's folder check
         data = source.read(default_settings().limits.max_input_bytes)
-        return _from_bytes(data, fmt, path=source.path, subagents=subagents)
+        return _from_bytes(data, fmt, path=source.path, subagents=subagents, resolved=True)
     if isinstance(source, Path) or (isinstance(source, str) and _is_path_like(source)):
         try:
             path = Path(source).expanduser()
@@ -155,14 +155,14 @@ def _decode(data: bytes) -> str:
         raise BinaryInputError(f"transcript is not valid UTF-8 (byte {exc.start})") from None
 
 
-def _from_bytes(data: bytes, fmt: str, *, path: Path | None, subagents: bool) -> Transcript:
+def _from_bytes(data: bytes, fmt: str, *, path: Path | None, subagents: bool, resolved: bool = False) -> Transcript:
     pstr = str(path) if path else None
     if fmt == "text":
         return parse_text(_decode(data), path=pstr)
     head = data.lstrip()[:1]
     if fmt == "claude-code" or (fmt == "auto" and head == b"{" and _first_records_are_cc(data)):
         if path is not None:
-            return read_claude_code(path, data, subagents=subagents)
+            return read_claude_code(path, data, subagents=subagents, resolved=resolved)
         return parse_claude_code_lines(data.split(b"\n"), path=pstr)
     if head in (b"[", b"{") or fmt in ("openai", "anthropic"):
         text = _decode(data)

@@ -291,20 +291,26 @@ def parse_claude_code_lines(lines: Iterable[bytes | str], *, path: str | None = 
     )
 
 
-def _read_subagent(f: Path, session: Path) -> bytes | None:
-    """A sub-agent file's bytes, or None unless it is a regular file inside the session's folder.
+def _read_subagent(f: Path, base: Path) -> bytes | None:
+    """A sub-agent file's bytes, or None unless it is a regular file inside ``base`` (the
+    session's folder, resolved once by the caller).
 
     The session file itself was checked by the caller (allowed roots); a symlink or a FIFO planted
-    in its ``subagents`` folder must not read a file from elsewhere or block the reader."""
+    in its ``subagents`` folder must not read a file from elsewhere or block the reader, and a
+    folder swapped for a link while reading must not either (where the platform says which file
+    a descriptor opened, that is checked after opening)."""
     import os
     import stat
 
     try:
         real = f.resolve(strict=True)
-        if not real.is_relative_to(session.resolve().parent):
+        if not real.is_relative_to(base):
             return None
         fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         try:
+            opened = Path(f"/proc/self/fd/{fd}")
+            if opened.is_symlink() and not Path(os.readlink(opened)).is_relative_to(base):
+                return None
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_size > 256 * 1024 * 1024:
                 return None
@@ -316,15 +322,21 @@ def _read_subagent(f: Path, session: Path) -> bytes | None:
         return None
 
 
-def read_claude_code(path: Path, data: bytes, *, subagents: bool = True) -> Transcript:
+def read_claude_code(path: Path, data: bytes, *, subagents: bool = True, resolved: bool = False) -> Transcript:
+    """``resolved``: ``path`` is already resolved (a file that passed the folder check): its
+    folder is not resolved again, so a link swapped in since cannot move it elsewhere."""
     t = parse_claude_code_lines(data.split(b"\n"), path=str(path))
     if not subagents:
+        return t
+    try:
+        base = path.parent if resolved else path.resolve().parent
+    except (OSError, RuntimeError):
         return t
     folder = path.with_suffix("") / "subagents"
     subs: dict[str, Transcript] = {}
     if folder.is_dir():
         for f in sorted(folder.glob("agent-*.jsonl")):
-            data = _read_subagent(f, path)
+            data = _read_subagent(f, base)
             if data is None:
                 continue
             st = parse_claude_code_lines(data.split(b"\n"), path=str(f))
