@@ -30,11 +30,19 @@ def handle_for(text: str) -> str:
 
 
 class OriginalStore:
+    #: prune after this many new files, or this share of ``max_bytes`` written, in one process
+    PRUNE_EVERY_FILES = 32
+    PRUNE_EVERY_SHARE = 0.125
+    #: a stored original this young is never evicted: its handle was just given to a caller
+    GRACE_SECONDS = 120
+
     def __init__(self, root: Path, max_bytes: int = 512 * 1024 * 1024) -> None:
         self.root = Path(root) / "originals"
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._writes_since_prune = 0
+        self._bytes_since_prune = 0
+        self._pruned_once = False  # a short-lived process (CLI, hook) prunes on its first write
 
     def _path(self, handle: str) -> Path:
         if not _HANDLE.match(handle or ""):
@@ -47,11 +55,12 @@ class OriginalStore:
         text = redact_secrets(text)
         handle = handle_for(text)
         path = self._path(handle)
+        data = text.encode("utf-8", "surrogatepass")
         try:
-            if path.exists():
+            if self._intact(path, handle):
                 os.utime(path)
                 return handle
-            atomic_write_bytes(path, text.encode("utf-8", "surrogatepass"))
+            atomic_write_bytes(path, data)
         except OSError as exc:
             raise StoreUnavailableError(
                 f"cannot write the originals cache at {self.root}: {exc.strerror or exc}; "
@@ -59,15 +68,31 @@ class OriginalStore:
             ) from None
         with self._lock:
             self._writes_since_prune += 1
-            due = self._writes_since_prune >= 32
+            self._bytes_since_prune += len(data)
+            due = (
+                not self._pruned_once
+                or self._writes_since_prune >= self.PRUNE_EVERY_FILES
+                or self._bytes_since_prune >= self.max_bytes * self.PRUNE_EVERY_SHARE
+            )
             if due:
-                self._writes_since_prune = 0
+                self._writes_since_prune = self._bytes_since_prune = 0
+                self._pruned_once = True
         if due:
-            self.prune()
+            self.prune(keep=path)
         return handle
 
+    @staticmethod
+    def _intact(path: Path, handle: str) -> bool:
+        """Whether ``path`` holds the original named ``handle`` (a damaged file is rewritten)."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return False
+        return hashlib.sha256(data).hexdigest()[:16] == handle
+
     def get(self, handle: str) -> str:
-        path = self._path(handle.strip().lower() if isinstance(handle, str) else handle)
+        handle = handle.strip().lower() if isinstance(handle, str) else handle
+        path = self._path(handle)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -77,6 +102,19 @@ class OriginalStore:
             ) from None
         except OSError as exc:
             raise StoreUnavailableError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if hashlib.sha256(data).hexdigest()[:16] != handle:  # damaged on disk: never serve it
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            raise HandleNotFoundError(
+                f"the original stored under handle {handle!r} was damaged on disk and has been removed; "
+                "re-run the tool to get the full output"
+            )
+        try:
+            os.utime(path)  # recently expanded originals are evicted last
+        except OSError:
+            pass
         return data.decode("utf-8", "surrogatepass")
 
     #: a temporary file older than this was left by a writer that died mid-write
@@ -96,20 +134,35 @@ class OriginalStore:
         except OSError:
             pass
 
-    def prune(self) -> int:
+    def prune(self, keep: Path | None = None) -> int:
         """Delete the least recently used originals until the store fits ``max_bytes``, and the
-        temporary files of writers killed mid-write. Returns originals removed."""
+        temporary files of writers killed mid-write. Originals younger than ``GRACE_SECONDS``
+        (and ``keep``) stay: their handles were just handed out. Returns originals removed."""
+        import time
+
         self._remove_stale_tmp()
+        files = []
         try:
-            files = [(p.stat().st_mtime, p.stat().st_size, p) for p in self.root.glob("*/*.txt")]
+            paths = list(self.root.glob("*/*.txt"))
         except OSError:
             return 0
+        for p in paths:
+            try:
+                st = p.stat()
+            except OSError:  # removed meanwhile by another process
+                continue
+            files.append((st.st_mtime, st.st_size, p))
         total = sum(size for _, size, _ in files)
+        young = time.time() - self.GRACE_SECONDS
         removed = 0
-        for _, size, path in sorted(files):
+        for mtime, size, path in sorted(files):
             if total <= self.max_bytes:
                 break
+            if mtime >= young or path == keep:
+                continue
             try:
+                if path.stat().st_mtime != mtime:  # used again since listed
+                    continue
                 path.unlink()
                 total -= size
                 removed += 1
