@@ -184,7 +184,7 @@ class Engine:
         return ExpandResult(handle=handle, text=text, line_ranges=ranges, total_lines=total)
 
 
-_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+_RANGE = re.compile(r"^\s*([0-9]{1,18})\s*(?:-\s*([0-9]{1,18})\s*)?$")
 
 
 def parse_line_ranges(spec: str | Sequence[Any] | None, total: int) -> list[tuple[int, int]]:
@@ -200,10 +200,12 @@ def parse_line_ranges(spec: str | Sequence[Any] | None, total: int) -> list[tupl
                 chunk = f"{chunk[:-1].strip()}-{max(total, 1)}"
             m = _RANGE.match(chunk)
             if not m:
-                raise InputError(f"bad line range {chunk!r}: use forms like '12', '10-20' or '10-20,31'")
+                raise InputError(f"bad line range {chunk[:40]!r}: use forms like '12', '10-20' or '10-20,31'")
             a = int(m.group(1))
             b = int(m.group(2) or a)
             pairs.append((a, b))
+        if not pairs:
+            raise InputError(f"no line range in {spec[:40]!r}: use forms like '12', '10-20' or '10-20,31'")
     elif isinstance(spec, (list, tuple)):
         for item in spec:
             if isinstance(item, int) and not isinstance(item, bool):

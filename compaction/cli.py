@@ -205,12 +205,24 @@ def _need(name: str) -> Any:
     return fn
 
 
+def _emit(text: str) -> None:
+    """Write ``text`` to stdout as UTF-8 bytes, whatever the locale's encoding: kept lines and
+    expanded lines must reach the reader byte for byte (no re-encoding, no newline translation)."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # stdout replaced by a text-only stream
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8", "surrogatepass"))
+    buffer.flush()
+
+
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(_jsonable(obj), ensure_ascii=False, indent=2) + "\n")
+    _emit(json.dumps(_jsonable(obj), ensure_ascii=False, indent=2) + "\n")
 
 
 def _print_text(text: str) -> None:
-    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    _emit(text if text.endswith("\n") or not text else text + "\n")
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -250,7 +262,7 @@ def _cmd_expand(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     else:
-        sys.stdout.write(result.text)
+        _emit(result.text)
     return EXIT_OK
 
 
@@ -389,8 +401,7 @@ def _cmd_hook(args: argparse.Namespace) -> int:
 
         out = run_hook(args.event, stdin_text)
         if out:
-            sys.stdout.write(out)
-            sys.stdout.flush()
+            _emit(out)
     except BaseException as exc:  # hooks fail open: never block the agent
         if isinstance(exc, KeyboardInterrupt):
             pass

@@ -232,3 +232,19 @@ def test_serve_refuses_bad_settings_with_one_line(extra, args, needle):
     p = cli("serve", *args, stdin=b"", env=server_env(extra))
     assert p.returncode == 2
     assert needle in one_line_error(p)
+
+
+def test_expand_and_compact_write_utf8_bytes_whatever_the_locale(tmp_path):
+    """Kept and expanded lines must come out byte for byte, even where stdout's encoding is
+    not UTF-8 (a latin-1 locale would turn U+0085 into one byte, ASCII would fail)."""
+    text = "".join(f"row {i} caf\u00e9 \u2603 value\n" for i in range(200)) + "tail \u0085 end\n"
+    src = tmp_path / "in.txt"
+    src.write_bytes(text.encode("utf-8"))
+    for enc in ("latin-1", "ascii"):
+        env = server_env({"PYTHONIOENCODING": enc, "CONTEXT_DISTILL_SCORER": "bm25", "CONTEXT_DISTILL_CACHE_DIR": str(tmp_path / "c")})
+        p = subprocess.run(CLI + ["compact", str(src), "--ratio", "0.3", "--json"], capture_output=True, env=env, cwd=str(ROOT), timeout=120)
+        assert p.returncode == 0, p.stderr.decode()
+        handle = json.loads(p.stdout.decode("utf-8"))["handle"]
+        p = subprocess.run(CLI + ["expand", handle], capture_output=True, env=env, cwd=str(ROOT), timeout=120)
+        assert p.returncode == 0, p.stderr.decode()
+        assert p.stdout == text.encode("utf-8")

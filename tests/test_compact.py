@@ -288,3 +288,11 @@ def test_a_large_input_under_a_tiny_budget_is_markers_only_and_says_so(engine):
     assert r.text == "[1-100 omitted]\n"
     assert r.handle and engine.expand(r.handle).text == text
     assert any("every line was omitted" in w for w in r.warnings)
+
+
+@pytest.mark.parametrize("spec", ["9" * 5000, "1-" + "9" * 30, " , ", ",", "١-٣"])
+def test_expand_refuses_absurd_or_empty_ranges_with_one_line(engine, spec):
+    r = engine.compact(LOG, ratio=0.2, query="why did test_parse_date fail")
+    with pytest.raises(compaction.InputError) as exc:
+        engine.expand(r.handle, spec)
+    assert len(str(exc.value).splitlines()) == 1 and len(str(exc.value)) < 400
