@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._atomic import atomic_write_text
+from ._atomic import atomic_write_bytes
 from ._exceptions import HandleNotFoundError, InputError, StoreUnavailableError
 from ._redact import redact_secrets
 
@@ -125,10 +125,21 @@ def _clip(text: str | None, n: int) -> str | None:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+#: the largest handoff record written or read (a handoff is a prompt: a few thousand tokens)
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(value: Any) -> str:
+    """``value`` as text that can be written as UTF-8 (a lone surrogate becomes U+FFFD), with
+    its secrets redacted."""
+    return redact_secrets(_SURROGATE.sub("\ufffd", str(value)))
+
+
 def _red(value: Any) -> str | None:
     if value is None:
         return None
-    return redact_secrets(str(value))
+    return _clean(value)
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -163,19 +174,19 @@ class HandoffStore:
         text = _get(result, "text")
         if not isinstance(text, str) or not text.strip():
             raise InputError("a handoff needs a non-empty text to be stored")
-        proj = normalize_project(project) if project is not None else normalize_project(_get(result, "cwd"))
+        proj = _red(normalize_project(project) if project is not None else normalize_project(_get(result, "cwd")))
         files = []
         for f in _get(result, "files", None) or []:
             path = _get(f, "path")
             if not isinstance(path, str) or not path:
                 continue
-            reasons = [str(r) for r in (_get(f, "reasons", None) or [])]
+            reasons = [_clean(r) for r in (_get(f, "reasons", None) or [])]
             score = _get(f, "score", 0.0)
             try:
                 score = float(score)
             except (TypeError, ValueError):
                 score = 0.0
-            files.append(StoredHandoffFile(path=redact_secrets(path), reasons=reasons, score=score))
+            files.append(StoredHandoffFile(path=_clean(path), reasons=reasons, score=score))
         tokens = _get(result, "tokens", 0)
         now = time.time()
         stored = StoredHandoff(
@@ -187,14 +198,20 @@ class HandoffStore:
             goal=_red(_get(result, "goal")),
             latest_request=_red(_get(result, "latest_request")),
             files=files,
-            text=redact_secrets(text),
+            text=_clean(text),
             tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else 0,
-            warnings=[redact_secrets(str(w)) for w in (_get(result, "warnings", None) or [])],
+            warnings=[_clean(w) for w in (_get(result, "warnings", None) or [])],
         )
         record = {"format": _FORMAT, **stored.model_dump(mode="json")}
+        data = json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8")
+        if len(data) > MAX_RECORD_BYTES:
+            raise InputError(
+                f"the handoff is {len(data):,} bytes, over the {MAX_RECORD_BYTES:,} a stored handoff may have; "
+                "give a smaller budget_tokens"
+            )
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.root / f"{stored.id}{_SUFFIX}", json.dumps(record, ensure_ascii=False, indent=1))
+            atomic_write_bytes(self.root / f"{stored.id}{_SUFFIX}", data)
         except OSError as exc:
             raise StoreUnavailableError(
                 f"cannot write handoffs to {self.root}: {exc.strerror or exc}; set CONTEXT_DISTILL_DATA_DIR to a writable folder"
@@ -237,7 +254,9 @@ class HandoffStore:
     def _load(self, path: Path) -> StoredHandoff | None:
         try:
             with open(path, "rb") as f:
-                raw = f.read(1_000_000)
+                raw = f.read(MAX_RECORD_BYTES + 1)
+            if len(raw) > MAX_RECORD_BYTES:
+                raise ValueError(f"over {MAX_RECORD_BYTES:,} bytes")
             data = json.loads(raw.decode("utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("not an object")

@@ -174,3 +174,28 @@ def test_writer_killed_mid_write_leaves_no_partial_handoff(tmp_path):
     assert [store.get(i.id).text for i in items] == ["first"]
     for p in (tmp_path / "handoffs").glob("*.json"):
         json.loads(p.read_text())  # every visible record is whole
+
+
+def test_every_field_is_redacted_and_lone_surrogates_do_not_lose_the_handoff(tmp_path):
+    key = "sk-proj-" + "abcdefghijklmnopqrstuvwxyz0123"
+    store = HandoffStore(tmp_path)
+    s = store.save(
+        {"text": "emoji half \ud83d here\n", "files": [{"path": "a.py", "reasons": [f"read with {key}"], "score": 1}]},
+        project=f"/home/u/{key}",
+    )
+    raw = (tmp_path / "handoffs" / f"{s.id}.json").read_bytes().decode("utf-8")
+    assert key not in raw
+    back = store.get(s.id)
+    assert back.text == s.text == "emoji half \ufffd here\n"
+    assert back.files[0].reasons == ["read with [REDACTED:openai-key]"]
+
+
+def test_a_handoff_that_is_saved_can_be_read_back_or_is_refused(tmp_path):
+    from compaction._handoff_store import MAX_RECORD_BYTES
+
+    store = HandoffStore(tmp_path)
+    big = store.save(_result(text="é" * 600_000))  # over the old 1,000,000-byte read
+    assert store.get(big.id).text == "é" * 600_000
+    assert store.latest("/home/u/proj").id == big.id
+    with pytest.raises(InputError, match="over the"):
+        store.save(_result(text="x" * (MAX_RECORD_BYTES + 10)))
