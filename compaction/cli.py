@@ -8,6 +8,7 @@ except inside ``serve``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -406,6 +407,15 @@ def _cmd_hook(args: argparse.Namespace) -> int:
         if isinstance(exc, KeyboardInterrupt):
             pass
         print(f"context-distill: hook {args.event} skipped: {exc}", file=sys.stderr)
+    import threading
+
+    if any(t.name.startswith("hook-") and t.is_alive() for t in threading.enumerate()):
+        # the hook gave up on work still running in native code (the model): exiting the
+        # interpreter around that thread can abort the process, so leave at once, with 0
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(EXIT_OK)
     return EXIT_OK
 
 
@@ -632,11 +642,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "command", None) != "serve":  # serve sets up its own (timestamped) stderr logging
-        logging.basicConfig(
-            stream=sys.stderr,
-            level=os.environ.get("CONTEXT_DISTILL_LOG_LEVEL", "WARNING").upper(),
-            format="context-distill: %(message)s",
-        )
+        level = os.environ.get("CONTEXT_DISTILL_LOG_LEVEL", "WARNING").strip().upper()
+        if not isinstance(logging.getLevelName(level), int):
+            print(
+                f"context-distill: warning: CONTEXT_DISTILL_LOG_LEVEL={level!r} is not a log level "
+                "(DEBUG, INFO, WARNING, ERROR); using WARNING",
+                file=sys.stderr,
+            )
+            level = "WARNING"
+        logging.basicConfig(stream=sys.stderr, level=level, format="context-distill: %(message)s")
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -31,6 +31,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -437,10 +438,42 @@ def _shrink_to_chars(text: Any, query: str, engine: Any, limit: int) -> str | No
 
 
 def _is_ours(data: Mapping[str, Any]) -> bool:
+    """Whether the tool is this project's own MCP server (its ``expand`` must stay verbatim),
+    under the default name, a plugin's name, or any name a user gave it: our answers are
+    recognised by their shape too."""
     tool = data.get("tool_name") or ""
     server = data.get("mcp_server")
     sname = server.get("name") if isinstance(server, dict) else None
-    return sname == SERVER_NAME or tool.startswith(f"mcp__{SERVER_NAME}__") or tool.startswith("mcp__context_distill__")
+    if isinstance(sname, str) and (sname == SERVER_NAME or sname.endswith(":" + SERVER_NAME)):
+        return True
+    if tool.startswith((f"mcp__{SERVER_NAME}__", "mcp__context_distill__")) or (
+        tool.startswith("mcp__plugin_") and f"_{SERVER_NAME}__" in tool
+    ):
+        return True
+    return tool.startswith("mcp__") and tool.endswith("__expand") and _looks_like_expand(data.get("tool_response"))
+
+
+def _looks_like_expand(resp: Any) -> bool:
+    """An ``expand`` answer of ours: structured content with a 16-hex-digit handle, the
+    restored text and its line ranges (as a JSON string, or as content blocks holding it)."""
+    texts: list[str] = []
+    if isinstance(resp, str):
+        texts = [resp]
+    elif isinstance(resp, list):
+        texts = [b.get("text") for b in resp if isinstance(b, dict) and isinstance(b.get("text"), str)]
+    for t in texts:
+        with contextlib.suppress(ValueError, RecursionError):
+            value = json.loads(t)
+            if isinstance(value, dict) and isinstance(value.get("structuredContent"), dict):
+                value = value["structuredContent"]
+            if (
+                isinstance(value, dict)
+                and isinstance(value.get("handle"), str)
+                and re.fullmatch(r"[0-9a-f]{16}", value["handle"])
+                and "line_ranges" in value
+            ):
+                return True
+    return False
 
 
 def _mcp_text(resp: str) -> str:
@@ -485,6 +518,8 @@ def _post_tool_use(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> s
     ):
         if not (isinstance(resp, dict) and isinstance(resp.get("stdout"), str)):
             return ""
+        if resp.get("isImage") or resp["stdout"].lstrip().startswith("data:image/"):
+            return ""  # Claude Code sends this stdout as an image: cutting it would break the image
         new = dict(resp)
         changed = False
         persisted = resp.get("persistedOutputPath")
@@ -521,7 +556,7 @@ def _post_tool_use(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> s
         texts = [b for b in resp if b.get("type") == "text" and isinstance(b.get("text"), str)]
         if not texts:
             return ""
-        shrunk = _shrink("\n".join(b["text"] for b in texts), q(), cfg, engine)
+        shrunk = _shrink("\n".join(_mcp_text(b["text"]) for b in texts), q(), cfg, engine)
         if shrunk is None:
             return ""
         new_blocks: list[Any] = []
@@ -582,12 +617,14 @@ def _session_start(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> s
     st = _get_store(store)
     item = None
     sid = _str(data.get("session_id"))
-    if source == "compact" and sid:
-        item = st.latest(cwd, session_id=sid)  # the one PreCompact just wrote
-    if item is None:
+    if source == "compact":
+        # only the handoff PreCompact just wrote for this session: another session's would
+        # be injected as if it came from this one's compaction
+        item = st.latest(cwd, session_id=sid) if sid else None
+    else:
         item = st.latest(cwd)
     if item is None:
-        _log("info", f"SessionStart ({source}): no handoff stored for {cwd}", stderr=False)
+        _log("info", f"SessionStart ({source}): no handoff stored for {cwd}" + (f" and session {sid}" if source == "compact" else ""), stderr=False)
         return ""
     age_h = (time.time() - item.created_ts) / 3600
     if cfg.max_age_hours and age_h > cfg.max_age_hours:

@@ -133,6 +133,40 @@ def test_our_own_mcp_tools_are_never_shrunk(engine):
     assert run_hook("PostToolUse", json.dumps(data), engine=engine) == ""
 
 
+@pytest.mark.parametrize(
+    "server, tool",
+    [
+        ({"name": "plugin:cd:context-distill", "source": "plugin"}, "mcp__plugin_cd_context-distill__expand"),
+        ({"name": "distill", "source": "project"}, "mcp__distill__expand"),
+    ],
+)
+def test_our_expand_under_another_name_is_never_shrunk(engine, server, tool):
+    text = (FIX / "ponyc-command-parser.view.txt").read_text()
+    data = hook_input("PostToolUse", "mcp__bigout__show_file", tool_name=tool, mcp_server=server)
+    data["tool_response"] = json.dumps({"handle": "0123456789abcdef", "text": text, "line_ranges": [[1, 600]], "total_lines": 600})
+    assert run_hook("PostToolUse", json.dumps(data), engine=engine) == ""
+
+
+def test_bash_output_that_claude_code_sends_as_an_image_is_left_alone(engine):
+    data = hook_input("PostToolUse", "Bash")
+    png = "data:image/png;base64," + "iVBORw0KGgoAAAANSUhEUgAA" * 4000
+    data["tool_response"] = {"stdout": png, "stderr": "", "interrupted": False, "isImage": True}
+    assert run_hook("PostToolUse", json.dumps(data), engine=engine) == ""
+    data["tool_response"] = {"stdout": png, "stderr": "", "interrupted": False}
+    assert run_hook("PostToolUse", json.dumps(data), engine=engine) == ""
+
+
+def test_one_line_json_in_mcp_content_blocks_is_cut_between_whole_lines(engine):
+    rows = [{"id": i, "name": f"item-{i}", "status": "ok" if i % 50 else "FAILED", "detail": "x" * 20} for i in range(600)]
+    one_line = json.dumps({"rows": rows})
+    data = hook_input("PostToolUse", "mcp__bigout__show_file")
+    data["tool_response"] = [{"type": "text", "text": one_line}]
+    [block] = _post(engine, data)["hookSpecificOutput"]["updatedToolOutput"]
+    pretty = json.dumps({"rows": rows}, indent=1, ensure_ascii=False)
+    assert len(block["text"]) < len(pretty) / 2 and block["text"].count("\n") > 10
+    _kept_lines_are_verbatim(pretty, block["text"])
+
+
 def test_grep_content_keeps_grep_shape(engine):
     text = (FIX / "ponyc-parser-c.view.txt").read_text()
     content = "\n".join(f"src/libponyc/ast/parser.c:{i}:{line}" for i, line in enumerate(text.splitlines(), 1))
@@ -286,25 +320,35 @@ def test_sessionstart_compact_prefers_this_sessions_handoff(engine, project, tmp
     assert ctx.endswith("this session")
 
 
+def test_sessionstart_after_compact_never_injects_another_sessions_handoff(engine, project, tmp_path):
+    """PreCompact wrote nothing for this session (it timed out, say): a parallel session's
+    handoff must not be injected as if it came from this compaction."""
+    store = HandoffStore(tmp_path / "data")
+    data = hook_input("SessionStart", "compact", cwd=str(project))
+    store.save({"text": "a parallel session"}, project=str(project), session_id="other")
+    assert run_hook("SessionStart", json.dumps(data), engine=engine, store=store) == ""
+
+
 def test_sessionstart_skips_stale_handoffs(engine, project, tmp_path):
     store = HandoffStore(tmp_path / "data")
-    store.save({"text": "yesterday's"}, project=str(project))
     data = hook_input("SessionStart", "compact", cwd=str(project))
+    store.save({"text": "yesterday's"}, project=str(project), session_id=data["session_id"])
     assert run_hook("SessionStart", json.dumps(data), engine=engine, store=store, config=HookConfig(max_age_hours=1e-9)) == ""
 
 
 def test_long_handoff_is_cut_below_claude_codes_limit(engine, project, tmp_path):
     store = HandoffStore(tmp_path / "data")
-    store.save({"text": "line of handoff\n" * 2000}, project=str(project))
     data = hook_input("SessionStart", "compact", cwd=str(project))
+    store.save({"text": "line of handoff\n" * 2000}, project=str(project), session_id=data["session_id"])
     ctx = json.loads(run_hook("SessionStart", json.dumps(data), engine=engine, store=store))["hookSpecificOutput"]["additionalContext"]
     assert len(ctx) < 10_000
 
 
 def test_event_names_accepted(engine, project, tmp_path):
     store = HandoffStore(tmp_path / "data")
-    store.save({"text": "h"}, project=str(project))
-    data = json.dumps(hook_input("SessionStart", "compact", cwd=str(project)))
+    d = hook_input("SessionStart", "compact", cwd=str(project))
+    store.save({"text": "h"}, project=str(project), session_id=d["session_id"])
+    data = json.dumps(d)
     for name in ("SessionStart", "session-start", "sessionstart", "session_start"):
         assert run_hook(name, data, engine=engine, store=store), name
     assert hooks.canonical_event("pre-compact") == "PreCompact"

@@ -88,3 +88,27 @@ def test_install_hooks_command(tmp_path):
     assert "context-distill" in json.loads((project / ".mcp.json").read_text())["mcpServers"]
     p = _run(["install-hooks"], b"", cwd=project)  # default: the current folder; idempotent
     assert p.returncode == 0 and json.loads((project / ".claude" / "settings.json").read_text()) == manifest
+
+
+def test_a_bad_log_level_does_not_break_the_hook():
+    data = json.dumps({"hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_response": {"stdout": "hi", "stderr": ""}})
+    env = dict(os.environ, CONTEXT_DISTILL_LOG_LEVEL="bogus", CONTEXT_DISTILL_SCORER="bm25")
+    p = subprocess.run([sys.executable, "-m", "compaction", "hook", "PostToolUse"], input=data.encode(), capture_output=True, env=env, cwd=str(ROOT), timeout=120)
+    assert p.returncode == 0 and p.stdout == b""
+    assert b"not a log level" in p.stderr and b"Traceback" not in p.stderr
+
+
+def test_a_hook_that_gives_up_on_running_work_exits_0_with_nothing_on_stdout(tmp_path):
+    """The deadline passes while the engine still runs in its thread: the process must still
+    end with 0 and an empty stdout (an interpreter shutting down around native code can abort)."""
+    text = "\n".join(f"INFO worker {i % 97} processed batch {i} in {i % 13} ms status=ok" for i in range(40_000))
+    data = json.dumps({"hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_input": {"command": "make"},
+                       "tool_response": {"stdout": text, "stderr": "", "interrupted": False}})
+    code = (
+        "import sys; from compaction import hooks, cli; hooks._DEADLINE_S['PostToolUse'] = 0.05; "
+        "sys.exit(cli.main(['hook', 'PostToolUse']))"
+    )
+    env = dict(os.environ, CONTEXT_DISTILL_DATA_DIR=str(tmp_path / "d"), CONTEXT_DISTILL_CACHE_DIR=str(tmp_path / "c"), PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-c", code], input=data.encode(), capture_output=True, env=env, cwd=str(ROOT), timeout=120)
+    assert p.returncode == 0, p.stderr.decode()[-500:]
+    assert p.stdout == b""
