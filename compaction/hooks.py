@@ -148,9 +148,24 @@ class HookConfig:
             ratio=_num(env, "CONTEXT_DISTILL_HOOK_RATIO", cls.ratio, 0.01, 1.0),
             min_keep_tokens=int(_num(env, "CONTEXT_DISTILL_HOOK_MIN_KEEP_TOKENS", cls.min_keep_tokens, 1, 10**9)),
             max_age_hours=_num(env, "CONTEXT_DISTILL_HOOK_MAX_AGE_HOURS", cls.max_age_hours, 0, 24 * 365 * 10),
-            precompact_echo=(env.get("CONTEXT_DISTILL_HOOK_PRECOMPACT_ECHO", "1").strip().lower() not in ("0", "false", "no", "off")),
-            enabled=(env.get("CONTEXT_DISTILL_HOOKS", "on").strip().lower() not in ("0", "false", "no", "off")),
+            precompact_echo=_switch(env, "CONTEXT_DISTILL_HOOK_PRECOMPACT_ECHO"),
+            enabled=_switch(env, "CONTEXT_DISTILL_HOOKS"),
         )
+
+
+_ON = ("", "1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off", "disabled", "disable", "none")
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    """An on/off setting, on by default; a value that is neither reads as off (someone set it
+    to turn the feature off), with a warning on stderr."""
+    value = env.get(name, "on").strip().lower()
+    if value in _ON:
+        return True
+    if value not in _OFF:
+        print(f"context-distill: warning: {name}={value!r} is neither on nor off; taken as off", file=sys.stderr)
+    return False
 
 
 # -- logging (a file and stderr; never stdout) -------------------------------------------------
@@ -721,6 +736,8 @@ def install(project_dir: str | os.PathLike[str]) -> list[Path]:
     if not root.is_dir():
         raise InputError(f"{root} is not a folder; give the project folder to install into")
     settings_path = root / ".claude" / "settings.json"
+    if settings_path.is_symlink():  # a settings file kept elsewhere (dotfiles): update it there
+        settings_path = settings_path.resolve()
     mcp_path = root / ".mcp.json"
     # read and merge both before writing either: a broken file changes nothing
     settings = merged_settings(_read_json_object(settings_path))

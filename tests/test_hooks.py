@@ -509,3 +509,28 @@ def test_install_refuses_broken_settings_and_changes_nothing(project, content):
 def test_install_needs_a_folder(tmp_path):
     with pytest.raises(compaction.InputError, match="not a folder"):
         hooks.install(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("value, on", [("on", True), ("1", True), ("", True), ("off", False), ("disabled", False), ("nope", False)])
+def test_the_hooks_switch(value, on, capsys):
+    assert HookConfig.from_env({"CONTEXT_DISTILL_HOOKS": value}).enabled is on
+    assert ("neither on nor off" in capsys.readouterr().err) is (value == "nope")
+
+
+def test_install_keeps_a_symlinked_settings_file_and_its_permissions(tmp_path):
+    import os
+    import stat
+
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "settings.json"
+    real.write_text('{"model": "opus"}\n')
+    os.chmod(real, 0o644)
+    project = tmp_path / "proj"
+    (project / ".claude").mkdir(parents=True)
+    (project / ".claude" / "settings.json").symlink_to(real)
+    hooks.install(project)
+    assert (project / ".claude" / "settings.json").is_symlink()
+    data = json.loads(real.read_text())
+    assert data["model"] == "opus" and "PostToolUse" in data["hooks"]
+    assert stat.S_IMODE(real.stat().st_mode) == 0o644
