@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from ._compact import CompactRequest, ProgressFn, check_text, compact_text
 from ._config import Settings, default_settings
 from ._exceptions import BudgetError, InputError, StoreError
+from ._keep import check_keep_patterns
 from ._messages import check_messages, default_query, iter_text_slots
 from ._results import CompactMessagesResult, CompactResult, ExpandResult
 from ._scoring import LineScorer
@@ -83,14 +84,8 @@ class Engine:
         on_progress: ProgressFn | None = None,
     ) -> CompactResult:
         checked = check_text(text, self.settings.limits)
-        if query is not None and not isinstance(query, str):
-            raise InputError(f"query must be text, got {type(query).__name__}")
-        if isinstance(keep, str):
-            keep = (keep,)
-        elif keep is None:
-            keep = ()
-        elif not isinstance(keep, (list, tuple)):
-            raise InputError(f"keep must be a list of regular expressions, got {type(keep).__name__}")
+        _check_query(query)
+        keep = _keep_list(keep)
         request = CompactRequest(
             ratio=ratio, target_tokens=target_tokens, query=query or "", keep=tuple(keep), markers=markers
         )
@@ -119,6 +114,9 @@ class Engine:
         msgs = check_messages(messages)
         if isinstance(preserve_recent, bool) or not isinstance(preserve_recent, int) or preserve_recent < 0:
             raise InputError(f"preserve_recent must be a whole number >= 0, got {preserve_recent!r}")
+        _check_query(query)
+        keep = _keep_list(keep)
+        check_keep_patterns(keep)  # a bad pattern is the caller's error, not one warning per part
         query = query if query else default_query(msgs)
         split = max(0, len(msgs) - preserve_recent)
         older, recent = msgs[:split], msgs[split:]
@@ -159,6 +157,12 @@ class Engine:
                 warnings.extend(w for w in res.warnings if w not in warnings)
         out = older + recent
         tokens_after = sum(count(get()) for m in out for get, _ in iter_text_slots(m))
+        if target_tokens is not None and tokens_after > target_tokens:
+            warnings.append(
+                f"the result holds {tokens_after} tokens of text, over target_tokens={target_tokens}: the "
+                f"{preserve_recent} most recent messages ({recent_tokens} tokens) and parts under {min_tokens} "
+                "tokens are never compacted; lower preserve_recent to go further"
+            )
         return CompactMessagesResult(
             messages=out,
             tokens_before=tokens_before,
@@ -246,3 +250,18 @@ def get_engine() -> Engine:
             if _engine is None:
                 _engine = Engine()
     return _engine
+
+
+def _check_query(query: object) -> None:
+    if query is not None and not isinstance(query, str):
+        raise InputError(f"query must be text, got {type(query).__name__}")
+
+
+def _keep_list(keep: object) -> tuple[str, ...]:
+    if isinstance(keep, str):
+        return (keep,)
+    if keep is None:
+        return ()
+    if not isinstance(keep, (list, tuple)):
+        raise InputError(f"keep must be a list of regular expressions, got {type(keep).__name__}")
+    return tuple(keep)

@@ -23,7 +23,7 @@ import regex
 
 from ._exceptions import InputError
 
-__all__ = ["keep_pattern_lines", "MAX_PATTERNS", "MAX_PATTERN_CHARS", "MAX_UNROLLED"]
+__all__ = ["check_keep_patterns", "keep_pattern_lines", "MAX_PATTERNS", "MAX_PATTERN_CHARS", "MAX_UNROLLED"]
 
 MAX_PATTERNS = 64
 MAX_PATTERN_CHARS = 2000
@@ -60,6 +60,14 @@ def keep_pattern_lines(bodies: Sequence[str], keep: Sequence[str], seconds: floa
                 "(catastrophic backtracking?); simplify it, e.g. without nested repetition like (a+)+"
             ) from None
     return pinned
+
+
+def check_keep_patterns(keep: Sequence[str]) -> None:
+    """Raise :class:`InputError` for a pattern :func:`keep_pattern_lines` would refuse."""
+    if len(keep) > MAX_PATTERNS:
+        raise InputError(f"too many keep patterns ({len(keep)}); at most {MAX_PATTERNS}")
+    for p in keep:
+        _compile(p)
 
 
 def _compile(p: object) -> "regex.Pattern[str]":

@@ -33,7 +33,10 @@ def check_messages(messages: object) -> list[dict[str, Any]]:
             raise InputError(f"message {i} must be an object with 'role' and 'content', got {type(m).__name__}")
         if "role" not in m:
             raise InputError(f"message {i} has no 'role'")
-    return copy.deepcopy(messages)
+    try:
+        return copy.deepcopy(messages)
+    except (RecursionError, TypeError, ValueError) as exc:  # nested too deep, or objects that are not data
+        raise InputError(f"messages must be plain JSON-like data: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def _text_of(content: Any) -> str:
@@ -51,17 +54,26 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _typed_text(content: Any) -> str:
+    """What a person typed in one user message: its text, never the tool results it carries."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            p["text"]
+            for p in content
+            if isinstance(p, dict) and p.get("type") in ("text", "input_text") and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
 def last_user_text(messages: list[dict[str, Any]]) -> str:
-    """The text of the last user message that is not only tool results."""
+    """The text of the last user message that has typed text (tool results, which Anthropic
+    clients send as user messages, are skipped, also beside an image or a short note)."""
     for m in reversed(messages):
         if m.get("role") != "user":
             continue
-        content = m.get("content")
-        if isinstance(content, list) and all(
-            isinstance(p, dict) and p.get("type") == "tool_result" for p in content
-        ):
-            continue
-        text = _text_of(content)
+        text = _typed_text(m.get("content"))
         if text.strip():
             return text
     return ""

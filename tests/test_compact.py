@@ -296,3 +296,20 @@ def test_expand_refuses_absurd_or_empty_ranges_with_one_line(engine, spec):
     with pytest.raises(compaction.InputError) as exc:
         engine.expand(r.handle, spec)
     assert len(str(exc.value).splitlines()) == 1 and len(str(exc.value)) < 400
+
+
+def test_compact_messages_checks_query_and_keep_up_front(engine):
+    msgs = [{"role": "user", "content": LOG}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "next"}]
+    with pytest.raises(compaction.InputError, match="query must be text"):
+        engine.compact_messages(msgs, query=5, preserve_recent=0)
+    with pytest.raises(compaction.InputError, match="not a valid regular expression"):
+        engine.compact_messages(msgs, keep=["("], preserve_recent=0)
+    with pytest.raises(compaction.InputError, match="keep must be a list"):
+        engine.compact_messages(msgs, keep=5, preserve_recent=0)
+
+
+def test_compact_messages_says_when_the_target_cannot_be_met(engine):
+    msgs = [{"role": "user", "content": LOG}, {"role": "user", "content": LOG}]
+    r = engine.compact_messages(msgs, target_tokens=100, preserve_recent=1)
+    assert r.tokens_after > 100
+    assert any("over target_tokens=100" in w for w in r.warnings)

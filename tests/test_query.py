@@ -56,3 +56,16 @@ def test_compact_messages_default_query_holds_the_assistants_messages():
     assert r.query.endswith("Task: Why does parse_header crash?")
     # a caller's query wins
     assert engine.compact_messages(msgs, ratio=0.3, query="mine").query == "mine"
+
+
+def test_the_task_is_what_the_user_typed_not_a_tool_result_beside_an_image():
+    from compaction._messages import default_query
+
+    big = "\n".join(f"line {i}: the value of item {i}" for i in range(300))
+    msgs = [
+        {"role": "user", "content": "Fix test_parse in dates.py"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "pytest"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": big}, {"type": "image", "source": {}}]},
+    ]
+    q = default_query(msgs)
+    assert q.endswith("Task: Fix test_parse in dates.py") and "the value of item" not in q
