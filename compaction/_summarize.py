@@ -370,9 +370,16 @@ def embedded_sections(
 ) -> dict[str, list[str]]:
     forced = _forced_lines(d, facts, budget, query)
     headings = sum(d.count(f"## {s}") + 2 for s in SECTIONS) + 8
-    max_files = 25
-    file_heads = [f for f in facts.files if f.edits or f.failures][:max_files]
-    head_cost = sum(d.count(f"- [{', '.join(_reason_label(f))}] {f.path}") + 1 for f in file_heads)
+    # the edited / failing files are listed by name, up to 25 and a quarter of the budget
+    file_heads = []
+    head_cost = 0
+    for f in [f for f in facts.files if f.edits or f.failures][:25]:
+        cost = d.count(f"- [{', '.join(_reason_label(f))}] {f.path}") + 1
+        if head_cost + cost > budget // 4:
+            break
+        head_cost += cost
+        file_heads.append(f)
+    max_files = len(file_heads)
     forced_cost = sum(d.count("\n".join(v)) + 1 for v in forced.values() if v)
     free = budget - headings - forced_cost - head_cost
     chosen: dict[str, list[Candidate]] = {}
@@ -560,8 +567,8 @@ def summarize(
         text = _finish(d, sections, recent_lines)
     if d.count(text) > budget:
         d.warnings.append(
-            f"the summary is {d.count(text)} tokens, over the budget of {budget}: all {len(facts.requests)} "
-            "user messages are always kept (each cut short)"
+            f"the summary is {d.count(text)} tokens, over the budget of {budget}: every user message "
+            f"({len(facts.requests)}, each cut short) and the section headings are always kept"
         )
     used_backend = "embedded"
     if backend is not None:

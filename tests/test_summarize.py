@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+
+import compaction
 from pathlib import Path
 
 import pytest
@@ -293,3 +295,12 @@ def test_todowrite_items_become_pending_tasks(engine):
     assert "- [pending] Update README usage section" in pending
     assert "Add --json flag to cli.py" not in pending
     assert "Next I will write the tests for parse_args." in section(r.text, "Next step")
+
+
+def test_a_small_budget_is_met_unless_the_user_messages_alone_exceed_it(shared_data):
+    """The list of edited files used to ignore the budget (300 asked, 523 given)."""
+    [path] = sorted((shared_data / "transcripts" / "claude-code").glob("ae4a77f8-*.jsonl"))
+    eng = compaction.Engine(scorer=BM25Scorer(), store=False)
+    for budget in (300, 1000, 3000):
+        r = compaction.summarize(path, engine=eng, budget_tokens=budget, recent_turns=0)
+        assert r.tokens <= budget and not r.warnings, (budget, r.tokens, r.warnings)
