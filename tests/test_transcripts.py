@@ -234,3 +234,27 @@ def test_fields_of_the_wrong_type_are_tolerated():
     msgs = [{"role": "tool", "tool_call_id": "x", "name": 3, "content": "out"}, {"role": "user", "content": "hi"}]
     t = read_transcript(msgs)
     assert [e.kind for e in t.events] == ["tool_result", "user"] and t.events[0].tool_name is None
+
+
+def test_sidechain_records_in_a_main_session_file_are_set_aside():
+    """Older Claude Code wrote sub-agent records ("isSidechain": true) into the main file: they
+    are not the main conversation, and their usage is not the session's."""
+    import json
+
+    from compaction.transcripts.claude_code import parse_claude_code_lines
+
+    def rec(kind, text, side, tokens):
+        msg = {"role": kind, "content": [{"type": "text", "text": text}]}
+        if kind == "assistant":
+            msg.update(model="claude-haiku" if side else "claude-opus", usage={"input_tokens": tokens, "output_tokens": 1})
+        return json.dumps({"type": kind, "isSidechain": side, "sessionId": "s", "uuid": text, "message": msg})
+
+    lines = [rec("user", "fix the parser", False, 0), rec("assistant", "on it", False, 150_000),
+             rec("user", "SUB-AGENT PROMPT", True, 0), rec("assistant", "sub-agent answer", True, 3_000)]
+    t = parse_claude_code_lines(lines)
+    texts = [getattr(e, "text", "") for e in t.events]
+    assert "fix the parser" in texts and "SUB-AGENT PROMPT" not in texts
+    assert t.usage_tokens == 150_000 and t.model == "claude-opus"
+    assert t.skipped_reasons.get("sidechain") == 2
+    side_only = parse_claude_code_lines(lines[2:])  # a sub-agent's own file: every record is a sidechain
+    assert [getattr(e, "text", "") for e in side_only.events] == ["SUB-AGENT PROMPT", "sub-agent answer"]

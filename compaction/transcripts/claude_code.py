@@ -128,6 +128,13 @@ def parse_claude_code_lines(lines: Iterable[bytes | str], *, path: str | None = 
     session_id = cwd = model = None
     usage: int | None = None
     agent_id: str | None = None
+    # Sub-agent ("sidechain") records written into the main session file (older Claude Code):
+    # their events and usage are set aside, and dropped if the file has a main conversation.
+    side_events: list[tuple[int, int]] = []
+    side_records = 0
+    main_seen = False
+    main_usage: int | None = None
+    main_model: str | None = None
 
     for lineno, raw in enumerate(lines, start=1):
         if isinstance(raw, bytes):
@@ -153,6 +160,9 @@ def parse_claude_code_lines(lines: Iterable[bytes | str], *, path: str | None = 
             skipped[f"unknown-type:{rtype[:40]}"] += 1
             continue
         mark = len(events)
+        sidechain = rec.get("isSidechain") is True
+        prev_usage, prev_model = usage, model
+        failed = False
         try:
             if isinstance(rec.get("sessionId"), str):
                 session_id = session_id or rec["sessionId"]
@@ -272,11 +282,31 @@ def parse_claude_code_lines(lines: Iterable[bytes | str], *, path: str | None = 
             del events[mark:]
             pending_results = [x for x in pending_results if x < mark]
             skipped["malformed-record"] += 1
+            failed = True
+        finally:  # also after the `continue`s above
+            if failed:
+                pass
+            elif sidechain:
+                side_records += 1
+                if len(events) > mark:
+                    side_events.append((mark, len(events)))
+            elif rtype in ("user", "assistant"):
+                main_seen = True
+                if usage != prev_usage:
+                    main_usage = usage
+                if model != prev_model:
+                    main_model = model
 
     for i in pending_results:  # results whose call came later (or never): match now
         ev = events[i]
         if ev.tool_use_id in tool_names:
             events[i] = ev.model_copy(update={"tool_name": tool_names[ev.tool_use_id]})
+
+    if main_seen and side_records:
+        drop = {i for a, b in side_events for i in range(a, b)}
+        events = [ev for i, ev in enumerate(events) if i not in drop]
+        skipped["sidechain"] += side_records
+        usage, model = main_usage, main_model
 
     return Transcript(
         format="claude-code",
