@@ -17,7 +17,9 @@ __all__ = ["build_server", "serve"]
 
 
 def _configure_logging() -> None:
-    level = os.environ.get("CONTEXT_DISTILL_LOG_LEVEL", "INFO").upper()
+    from ._runtime import log_level_from_env
+
+    level = log_level_from_env("INFO")
     root = logging.getLogger()
     if not any(getattr(h, "_context_distill", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)

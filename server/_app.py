@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import UserMessage
@@ -35,7 +36,7 @@ from ._models import (
     StatusOutput,
     SummarizeOutput,
 )
-from ._runtime import BusyError, Runtime, progress_bridge
+from ._runtime import BusyError, Runtime, log_level_from_env, progress_bridge
 from ._sampling import ReplayBackend, as_sampled_text, sampled_summary
 
 __all__ = ["ContextDistillServer", "build_server"]
@@ -61,21 +62,22 @@ class ContextDistillServer(MCPServer):
             known = set((tool.parameters or {}).get("properties", {}))
             unknown = sorted(k for k in arguments if k not in known)
             if unknown:
-                raise ToolError(
-                    f"unknown argument(s) for {name}: {', '.join(unknown)}; valid arguments: {', '.join(sorted(known))}"
-                )
+                valid = ", ".join(sorted(known)) or "none (call it with {})"
+                raise ToolError(f"unknown argument(s) for {name}: {', '.join(unknown)[:300]}; valid arguments: {valid}")
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
             if isinstance(cause, ValidationError):  # one line per bad field, not pydantic's report
                 parts = []
-                for err in cause.errors():
+                errors = cause.errors()
+                for err in errors[:3]:
                     where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
                     got = f" (got {err['input']!r})" if err.get("type") != "missing" and "input" in err else ""
-                    parts.append(f"{where}: {err.get('msg', 'invalid')}{got}"[:300])
+                    parts.append(f"{where}: {err.get('msg', 'invalid')}{got}"[:200])
+                more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
                 raise ToolError(
-                    f"invalid arguments for {name}: {'; '.join(parts)}; see the tool's inputSchema"
+                    f"invalid arguments for {name}: {'; '.join(parts)}{more}; see the tool's inputSchema"
                 ) from cause
             raise
 
@@ -162,7 +164,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         instructions=INSTRUCTIONS,
         version=compaction.__version__,
         website_url="https://github.com/context-distill/context-distill",
-        log_level=os.environ.get("CONTEXT_DISTILL_LOG_LEVEL", "INFO").upper(),  # type: ignore[arg-type]
+        log_level=log_level_from_env("INFO"),  # type: ignore[arg-type]
     )
     mcp.runtime = rt  # type: ignore[attr-defined]
 
@@ -446,12 +448,16 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
                 data["id"] = None
                 data["warnings"] = [*(data.get("warnings") or []), f"the handoff was not stored ({exc})"]
             if template is not None:
-                from compaction._spawn import spawn_agent
+                from compaction._spawn import SpawnError, spawn_agent
 
-                sp = spawn_agent(
-                    r.text, template, data.get("cwd") or os.getcwd(), Path(rt.engine.settings.data_dir) / "spawn-logs"
-                )
-                data["spawned"] = {"pid": sp.pid, "log_path": str(sp.log_path), "argv": list(sp.argv)}
+                try:
+                    sp = spawn_agent(
+                        r.text, template, data.get("cwd") or os.getcwd(), Path(rt.engine.settings.data_dir) / "spawn-logs"
+                    )
+                except SpawnError as exc:  # the handoff is made (and stored): hand it back, say why no agent
+                    data["warnings"] = [*(data.get("warnings") or []), f"no agent was started: {exc}"]
+                else:
+                    data["spawned"] = {"pid": sp.pid, "log_path": str(sp.log_path), "argv": list(sp.argv)}
             return data
 
         data = await work(run)
@@ -573,7 +579,14 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         description="Start a fresh thread from a stored handoff (id from spawn_handoff; default: the latest).",
     )
     async def resume_prompt(handoff_id: str = "") -> list[UserMessage]:
-        text = await _read_handoff(rt, handoff_id or None)
+        from mcp.server.mcpserver.exceptions import ResourceError
+        from mcp.shared.exceptions import MCPError
+        from mcp_types import INVALID_PARAMS
+
+        try:
+            text = await _read_handoff(rt, handoff_id or None)
+        except ResourceError as exc:  # the SDK passes only an MCPError's message on to the client
+            raise MCPError(INVALID_PARAMS, str(exc)) from None
         return [
             UserMessage(
                 "You are continuing work that another agent session started. Its handoff follows; treat it as "
@@ -648,7 +661,8 @@ async def _read_handoff(rt: Runtime, handoff_id: str | None) -> str:
 
 
 async def _status(rt: Runtime, transport: str, ctx: Context | None) -> StatusOutput:
-    report = await rt.run(lambda: status_report(rt.engine, rt.scorer_error))
+    # outside the worker pool: status must answer while every worker is busy (that is when it is needed)
+    report = await anyio.to_thread.run_sync(lambda: status_report(rt.engine, rt.scorer_error))
     report["limits"] = {
         **report["limits"],
         "max_concurrent": rt.config.max_concurrent,

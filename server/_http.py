@@ -100,11 +100,14 @@ class HttpConfig:
 
     def transport_security(self) -> TransportSecuritySettings:
         """DNS-rebinding protection through the SDK: Host and Origin must be ours."""
+        h = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
         if is_loopback(self.host):
             hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
             origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+            if h not in hosts:  # another loopback address (127.0.0.2, ...): the one bound
+                hosts += [f"{h}:*", h]
+                origins.append(f"http://{h}:*")
         else:
-            h = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
             hosts = [f"{h}:*", h]
             origins = []
         hosts += list(self.allowed_hosts)

@@ -218,3 +218,11 @@ def test_summarize_samples_the_clients_model_over_http(args):
     assert not r.is_error, r.content[0].text
     assert r.structured_content["backend"] == "mcp-sampling:m1" and asked
     assert "written by the client's model" in r.structured_content["text"]
+
+
+def test_another_loopback_address_is_an_allowed_host_when_bound():
+    from server._http import HttpConfig
+
+    ts = HttpConfig(host="127.0.0.2", port=8765, path="/mcp", stateless=False).transport_security()
+    assert "127.0.0.2:*" in ts.allowed_hosts and "http://127.0.0.2:*" in ts.allowed_origins
+    assert "127.0.0.1:*" in ts.allowed_hosts

@@ -52,6 +52,32 @@ def test_full_queue_answers_busy_and_then_serves():
     assert not after.is_error
 
 
+def test_status_answers_while_every_worker_is_busy():
+    """status is how a user finds out why calls are slow or busy: it must not queue behind them."""
+    big = _big_text(40_000)
+
+    async def go():
+        async with Client(_params({"CONTEXT_DISTILL_MAX_CONCURRENT": "1", "CONTEXT_DISTILL_MAX_QUEUE": "1"})) as c:
+            out: dict = {}
+
+            async def slow(i: int) -> None:
+                await c.call_tool("compact", {"text": big + f"\nrun {i}\n", "ratio": 0.01})
+
+            async def probe() -> None:
+                await anyio.sleep(0.3)  # the two compact calls hold the worker and the queue
+                out["status"] = await c.call_tool("status", {})
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(slow, 1)
+                tg.start_soon(slow, 2)
+                tg.start_soon(probe)
+            return out["status"]
+
+    st = anyio.run(go)
+    assert not st.is_error, error_text(st)
+    assert st.structured_content["in_flight"] >= 1
+
+
 def test_input_over_the_size_limit_is_a_clear_error_and_the_next_call_succeeds():
     huge = "x" * 50_000_000 + "\n"  # 50 MB
 

@@ -117,6 +117,8 @@ def test_bad_inputs_are_tool_errors_and_the_server_keeps_serving():
         ("compact", {"text": text, "keep": ["("]}, "keep"),
         ("compact", {"text": "a" * 60 + "!\n" + text, "keep": ["(a|aa)+$"]}, "catastrophic backtracking"),
         ("compact", {"text": text, "bogus": 1}, "unknown argument"),
+        ("compact", {"messages": ["x"] * 3000}, "more)"),
+        ("status", {"x": 1}, "valid arguments: none"),
         ("expand", {"handle": "0123456789abcdef"}, "no original"),
         ("expand", {"handle": "../../etc/passwd"}, "invalid handle"),
         ("expand", {}, "handle: Field required"),
@@ -137,7 +139,7 @@ def test_bad_inputs_are_tool_errors_and_the_server_keeps_serving():
     for (name, args, needle), (r, ok) in zip(cases, results):
         msg = error_text(r)
         assert needle.lower() in msg.lower(), (name, args, msg)
-        assert "Traceback" not in msg and len(msg.splitlines()) == 1, msg
+        assert "Traceback" not in msg and len(msg.splitlines()) == 1 and len(msg) < 1000, msg
         check_structured(tools["compact"], ok)  # the next call succeeds
 
 
@@ -374,3 +376,32 @@ def test_a_failing_sampler_falls_back_to_the_embedded_summarizer():
     assert r.structured_content["backend"] == "embedded"
     assert any("sampling" in w for w in r.structured_content["warnings"])
     assert not ok.is_error
+
+
+def test_a_failed_spawn_still_returns_the_stored_handoff_and_a_bad_log_level_is_a_warning(tmp_path):
+    """The handoff is made and stored before the agent is started: a spawn that fails must not
+    turn the call into an error (its id would be lost, and each retry would store a copy)."""
+    env = {
+        "CONTEXT_DISTILL_SPAWN_COMMAND": json.dumps(["/nonexistent/agent", "{prompt}"]),
+        "CONTEXT_DISTILL_DATA_DIR": str(tmp_path / "data"),
+        "CONTEXT_DISTILL_LOG_LEVEL": "WARN",
+    }
+    msgs = [{"role": "user", "content": "Fix the date parser in src/dates.py"}, {"role": "assistant", "content": "Looking at src/dates.py now."}]
+
+    async def go():
+        async with Client(params(env)) as c:
+            r = await c.call_tool("spawn_handoff", {"messages": msgs, "spawn": True})
+            p = None
+            try:
+                await c.get_prompt("resume_from_handoff", {"handoff_id": "nope"})
+            except Exception as exc:  # noqa: BLE001 - the client raises the server's error
+                p = str(exc)
+            return r, p
+
+    r, prompt_error = run(go)
+    assert not r.is_error, error_text(r)
+    sc = r.structured_content
+    assert sc["id"] and not sc.get("spawned")
+    assert any("no agent was started" in w for w in sc["warnings"])
+    assert len(list((tmp_path / "data" / "handoffs").glob("*.json"))) == 1
+    assert prompt_error and "nope" in prompt_error
