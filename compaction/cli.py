@@ -422,9 +422,12 @@ def _cmd_hook(args: argparse.Namespace) -> int:
 def _cmd_install_hooks(args: argparse.Namespace) -> int:
     from compaction.hooks import install
 
-    written = install(Path(args.project_dir).expanduser())
+    project = Path(args.project_dir).expanduser()
+    written = install(project)
     for p in written:
         print(f"wrote {p}")
+    if not written:
+        print(f"unchanged: {project} already has context-distill's hooks and server")
     return EXIT_OK
 
 

@@ -731,7 +731,9 @@ def merged_mcp(existing: Mapping[str, Any]) -> dict[str, Any]:
 
 def install(project_dir: str | os.PathLike[str]) -> list[Path]:
     """Merge the hooks into ``<project>/.claude/settings.json`` and the server into
-    ``<project>/.mcp.json`` (atomic writes, other settings and servers kept). Returns both paths."""
+    ``<project>/.mcp.json`` (atomic writes, other settings and servers kept). Returns the paths
+    written: a file that already holds the merged content is left alone (so running it again
+    writes nothing)."""
     root = Path(project_dir).expanduser()
     if not root.is_dir():
         raise InputError(f"{root} is not a folder; give the project folder to install into")
@@ -742,9 +744,20 @@ def install(project_dir: str | os.PathLike[str]) -> list[Path]:
     # read and merge both before writing either: a broken file changes nothing
     settings = merged_settings(_read_json_object(settings_path))
     mcp = merged_mcp(_read_json_object(mcp_path))
+    written = []
     try:
-        atomic_write_text(settings_path, json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
-        atomic_write_text(mcp_path, json.dumps(mcp, indent=2, ensure_ascii=False) + "\n")
+        for path, value in ((settings_path, settings), (mcp_path, mcp)):
+            text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                if path.read_text(encoding="utf-8") == text:
+                    continue
+            new = not path.exists()
+            atomic_write_text(path, text)
+            if new:  # a project file like any other (the temporary file was private)
+                mask = os.umask(0)
+                os.umask(mask)
+                os.chmod(path, 0o666 & ~mask)
+            written.append(path)
     except OSError as exc:
         raise InputError(f"cannot write into {root}: {exc.strerror or exc}") from None
-    return [settings_path, mcp_path]
+    return written

@@ -118,6 +118,28 @@ def test_the_documented_line_with_the_console_script(claude_bin, tmp_path):
     assert any(ln.startswith("context-distill") and "Connected" in ln for ln in out.splitlines()), out
 
 
+def test_user_scope_registration_reaches_every_project(claude_bin, tmp_path):
+    """manifests/claude-code/README.md: `claude mcp add --scope user ...` registers the server
+    once for every project (plain `claude mcp add` is local: this project only)."""
+    script_dir = Path(sys.executable).parent
+    if not (script_dir / "context-distill").exists():
+        pytest.skip("the context-distill console script is not installed in this environment (pip install .)")
+    home, first, other = tmp_path / "home", tmp_path / "first", tmp_path / "other"
+    first.mkdir(parents=True)
+    other.mkdir(parents=True)
+    env = _env(home, extra_path=str(script_dir))
+    add = _claude(
+        claude_bin,
+        ["mcp", "add", "--scope", "user", "context-distill", *_server_env_flags(), "--", "context-distill", "serve"],
+        env,
+        first,
+    )
+    assert add.returncode == 0, add.stderr.decode()
+    listed = _claude(claude_bin, ["mcp", "list"], env, other)
+    out = listed.stdout.decode() + listed.stderr.decode()
+    assert any(ln.startswith("context-distill") and "Connected" in ln for ln in out.splitlines()), out
+
+
 def test_project_mcp_json_manifest_connects(claude_bin, tmp_path):
     """The shipped manifests/claude-code/.mcp.json, copied into a project (and the project's servers
     approved, as a person does on first run), connects."""

@@ -465,6 +465,12 @@ def test_install_into_a_fresh_project(project):
     assert written == [project / ".claude" / "settings.json", project / ".mcp.json"]
     assert json.loads(written[0].read_text()) == hooks.HOOKS_SETTINGS
     assert json.loads(written[1].read_text()) == hooks.MCP_SERVERS
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask for p in written)  # project files, not private ones
 
 
 def test_install_merges_and_is_idempotent(project):
@@ -483,8 +489,10 @@ def test_install_merges_and_is_idempotent(project):
     (project / ".mcp.json").write_text(json.dumps({"mcpServers": {"other": {"command": "x"}, "context-distill": {"command": "old"}}}))
     hooks.install(project)
     first = [(p, p.read_text()) for p in (project / ".claude" / "settings.json", project / ".mcp.json")]
-    hooks.install(project)
-    assert [(p, p.read_text()) for p, _ in first] == first  # idempotent
+    inodes = [p.stat().st_ino for p, _ in first]
+    assert hooks.install(project) == []  # idempotent: nothing written the second time
+    assert [(p, p.read_text()) for p, _ in first] == first
+    assert [p.stat().st_ino for p, _ in first] == inodes
     got = json.loads(first[0][1])
     assert got["permissions"] == settings["permissions"] and got["model"] == "opus"
     assert got["hooks"]["Stop"] == settings["hooks"]["Stop"]

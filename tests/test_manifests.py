@@ -69,7 +69,7 @@ def test_every_manifest_file_is_covered():
 
 def test_claude_code_readme_has_the_add_line():
     text = (M / "claude-code" / "README.md").read_text(encoding="utf-8")
-    assert "claude mcp add context-distill -- context-distill serve" in text
+    assert "claude mcp add --scope user context-distill -- context-distill serve" in text  # user scope, as it says
 
 
 def test_claude_code_hooks_call_the_cli_from_path():
