@@ -576,12 +576,15 @@ def summarize(
             secs = llm_sections(
                 d, backend, t, history_end, facts, budget=sec_budget, query=query, embedded_users=lines[USERS]
             )
-            sections = secs
-            text = _finish(d, sections, recent_lines)
+            llm_text = _finish(d, secs, recent_lines)
+            if d.count(llm_text) > budget * 1.25:
+                raise ValueError(f"its summary is {d.count(llm_text)} tokens, far over the budget of {budget}")
+            sections, text = secs, llm_text
             used_backend = str(getattr(backend, "name", "llm"))
         except Exception as exc:  # any failure of the LLM falls back, never errors
             name = getattr(backend, "name", type(backend).__name__)
-            msg = f"LLM backend {name} failed ({type(exc).__name__}: {str(exc)[:200]}); used the embedded summarizer"
+            why = redact_secrets(f"{type(exc).__name__}: {str(exc)[:200]}")
+            msg = f"LLM backend {name} failed ({why}); used the embedded summarizer"
             log.warning(msg)
             d.warnings.append(msg)
     sections = {k: redact_secrets(v) for k, v in sections.items()}

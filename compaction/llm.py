@@ -19,6 +19,7 @@ Configuration from the environment (``backend_from_env``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -55,8 +56,22 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 # Remote endpoints honour the standard *_proxy variables; a loopback endpoint (a local vLLM,
 # Ollama or LM Studio) is always reached directly, whatever the proxy settings say.
-_OPENER = urllib.request.build_opener()
-_DIRECT_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would carry the API key to whatever host ``Location`` names (and turn the
+    POST into a GET): refused, with the address to configure instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        where = urllib.parse.urlsplit(newurl)
+        raise LLMError(
+            f"the LLM endpoint answered HTTP {code}, a redirect to {where.scheme}://{where.hostname}{where.path}; "
+            "redirects are not followed (they would carry the API key): set CONTEXT_DISTILL_LLM_BASE_URL to the final URL"
+        )
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
+_DIRECT_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
+#: the longest timeout accepted (a summary that takes longer is not worth waiting for)
+MAX_TIMEOUT_S = 3600.0
 
 
 def _opener_for(url: str) -> urllib.request.OpenerDirector:
@@ -71,13 +86,22 @@ def _check_base_url(base_url: object, what: str) -> str:
         raise LLMError(f"{what}: base_url must be an http(s) URL, got {base_url!r}")
     url = base_url.strip().rstrip("/")
     if not (url.startswith("http://") or url.startswith("https://")):
-        raise LLMError(f"{what}: base_url must start with http:// or https://, got {url!r}")
+        raise LLMError(f"{what}: base_url must start with http:// or https://, got {redact_secrets(url)[:200]!r}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        # never echoed: the part before '@' is a secret
+        raise LLMError(
+            f"{what}: base_url must not hold a user name or password ({parts.scheme}://...@{parts.hostname}); "
+            "give the key in CONTEXT_DISTILL_LLM_API_KEY"
+        )
+    if not parts.hostname:
+        raise LLMError(f"{what}: base_url has no host: {url[:200]!r}")
     return url
 
 
 def _check_timeout(timeout: object) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise LLMError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT_S:
+        raise LLMError(f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}, got {timeout!r}")
     return float(timeout)
 
 
@@ -121,8 +145,11 @@ def _post_json(url: str, payload: dict[str, Any], headers: Mapping[str, str], ti
             chunks: list[bytes] = []
             size = 0
             while True:
-                if time.monotonic() > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise LLMError(f"{who}: no complete answer from {url} within {timeout:g} s")
+                with contextlib.suppress(AttributeError, OSError):  # each read waits only for the time left
+                    resp.fp.raw._sock.settimeout(left)  # type: ignore[union-attr]
                 try:
                     # read1: whatever has arrived (read(n) would wait for all n bytes)
                     chunk = resp.read1(65536) if hasattr(resp, "read1") else resp.read(65536)

@@ -297,3 +297,59 @@ def test_summarize_falls_back_to_embedded_when_the_backend_fails(fake, mode, bm2
     assert SECRET not in res.text and all(SECRET not in w for w in res.warnings)
     embedded = compaction.summarize(TRANSCRIPT, engine=bm25_engine)
     assert res.text == embedded.text
+
+
+def test_a_redirect_is_refused_and_never_carries_the_key():
+    """A 302 from the endpoint would send the Authorization header to the Location host."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen.append(self.headers.get("Authorization") or "")
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"choices": [{"message": {"content": "stolen"}}]}')
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *a):
+            pass
+
+    other = http.server.HTTPServer(("127.0.0.1", 0), Other)
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{other.server_port}/steal")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    first = http.server.HTTPServer(("127.0.0.1", 0), Redirect)
+    for srv in (first, other):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAICompatibleBackend(base_url=f"http://127.0.0.1:{first.server_port}/v1", model="m", api_key="sk-SECRET-KEY-0123456789", timeout=5)
+        with pytest.raises(LLMError, match="redirect"):
+            backend.complete(system="system", prompt="prompt", max_tokens=10)
+        assert seen == []
+    finally:
+        first.shutdown()
+        other.shutdown()
+
+
+@pytest.mark.parametrize("url", ["https://user:S3cretPassw0rd@example.com/v1", "https://:tok@example.com"])
+def test_credentials_in_the_url_are_refused_without_echoing_them(url):
+    with pytest.raises(LLMError) as exc:
+        OpenAICompatibleBackend(base_url=url, model="m")
+    assert "S3cretPassw0rd" not in str(exc.value) and "tok" not in str(exc.value).replace("token", "")
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e300, 0, -1])
+def test_absurd_timeouts_are_refused(timeout):
+    with pytest.raises(LLMError, match="timeout"):
+        OpenAICompatibleBackend(base_url="http://127.0.0.1:9/v1", model="m", timeout=timeout)

@@ -162,7 +162,16 @@ class SectionsBackend:
         return "\n\n".join(out)
 
 
-@pytest.mark.parametrize("backend", [RaisingBackend(), GarbageBackend()])
+class HugeBackend(SectionsBackend):
+    """Well-formed sections, but a megabyte of them."""
+
+    name = "huge-test-backend"
+
+    def complete(self, *, system: str, prompt: str, max_tokens: int) -> str:
+        return super().complete(system=system, prompt=prompt, max_tokens=max_tokens) + "\n" + "more words " * 100_000
+
+
+@pytest.mark.parametrize("backend", [RaisingBackend(), GarbageBackend(), HugeBackend()])
 def test_llm_failure_falls_back_to_embedded(backend, engine):
     r = summarize(FIX / "tool_heavy.jsonl", engine=engine, backend=backend)
     assert r.backend == "embedded"
