@@ -97,45 +97,28 @@ def test_claude_mcp_add_then_list_shows_connected(claude_bin, tmp_path):
     assert "Connected" in line, out
 
 
-def test_the_documented_line_with_the_console_script(claude_bin, tmp_path):
-    """`claude mcp add context-distill -- context-distill serve`, exactly as the README says,
-    with the installed console script on PATH."""
+@pytest.mark.parametrize("scope", [None, "user"])
+def test_the_documented_lines_with_the_console_script(claude_bin, tmp_path, scope):
+    """`claude mcp add context-distill -- context-distill serve`, exactly as the README says (local
+    scope: listed from the same project), and `claude mcp add --scope user ...` as
+    manifests/claude-code/README.md says (listed from another project), with the installed
+    console script on PATH."""
     script_dir = Path(sys.executable).parent
     if not (script_dir / "context-distill").exists():
         pytest.skip("the context-distill console script is not installed in this environment (pip install .)")
-    home, project = tmp_path / "home", tmp_path / "project"
+    home, project, other = tmp_path / "home", tmp_path / "project", tmp_path / "other"
     project.mkdir(parents=True)
+    other.mkdir(parents=True)
     env = _env(home, extra_path=str(script_dir))
+    scope_flags = ["--scope", scope] if scope else []
     add = _claude(
         claude_bin,
-        ["mcp", "add", "context-distill", *_server_env_flags(), "--", "context-distill", "serve"],
+        ["mcp", "add", *scope_flags, "context-distill", *_server_env_flags(), "--", "context-distill", "serve"],
         env,
         project,
     )
     assert add.returncode == 0, add.stderr.decode()
-    listed = _claude(claude_bin, ["mcp", "list"], env, project)
-    out = listed.stdout.decode() + listed.stderr.decode()
-    assert any(ln.startswith("context-distill") and "Connected" in ln for ln in out.splitlines()), out
-
-
-def test_user_scope_registration_reaches_every_project(claude_bin, tmp_path):
-    """manifests/claude-code/README.md: `claude mcp add --scope user ...` registers the server
-    once for every project (plain `claude mcp add` is local: this project only)."""
-    script_dir = Path(sys.executable).parent
-    if not (script_dir / "context-distill").exists():
-        pytest.skip("the context-distill console script is not installed in this environment (pip install .)")
-    home, first, other = tmp_path / "home", tmp_path / "first", tmp_path / "other"
-    first.mkdir(parents=True)
-    other.mkdir(parents=True)
-    env = _env(home, extra_path=str(script_dir))
-    add = _claude(
-        claude_bin,
-        ["mcp", "add", "--scope", "user", "context-distill", *_server_env_flags(), "--", "context-distill", "serve"],
-        env,
-        first,
-    )
-    assert add.returncode == 0, add.stderr.decode()
-    listed = _claude(claude_bin, ["mcp", "list"], env, other)
+    listed = _claude(claude_bin, ["mcp", "list"], env, other if scope == "user" else project)
     out = listed.stdout.decode() + listed.stderr.decode()
     assert any(ln.startswith("context-distill") and "Connected" in ln for ln in out.splitlines()), out
 
