@@ -37,9 +37,7 @@ def keep_pattern_lines(bodies: Sequence[str], keep: Sequence[str], seconds: floa
     """Which of ``bodies`` match any of ``keep``; raises :class:`InputError` for a bad pattern
     or one that runs past the time limit."""
     pinned = np.zeros(len(bodies), dtype=bool)
-    if len(keep) > MAX_PATTERNS:
-        raise InputError(f"too many keep patterns ({len(keep)}); at most {MAX_PATTERNS}")
-    patterns = [_compile(p) for p in keep]
+    patterns = _compile_all(keep)
     if not patterns:
         return pinned
     size = sum(len(b) for b in bodies)
@@ -64,10 +62,13 @@ def keep_pattern_lines(bodies: Sequence[str], keep: Sequence[str], seconds: floa
 
 def check_keep_patterns(keep: Sequence[str]) -> None:
     """Raise :class:`InputError` for a pattern :func:`keep_pattern_lines` would refuse."""
+    _compile_all(keep)
+
+
+def _compile_all(keep: Sequence[str]) -> list["regex.Pattern[str]"]:
     if len(keep) > MAX_PATTERNS:
         raise InputError(f"too many keep patterns ({len(keep)}); at most {MAX_PATTERNS}")
-    for p in keep:
-        _compile(p)
+    return [_compile(p) for p in keep]
 
 
 def _compile(p: object) -> "regex.Pattern[str]":
@@ -116,18 +117,15 @@ def _as_re_means_it(p: str) -> str:
                 out.append("^")
                 i += 1
             continue
-        elif c == "{" and not (out and _QUANTIFIER.match(p, i)):
-            c = "\\{"
-        elif c == "}":
-            c = "\\}" if not _closes_quantifier(p, i) else c
+        elif c == "{" and out and (m := _QUANTIFIER.match(p, i)):
+            out.append(m.group())  # a counted repeat, braces and all
+            i = m.end()
+            continue
+        elif c in "{}":  # any other brace is a literal to re
+            c = "\\" + c
         out.append(c)
         i += 1
     return "".join(out)
-
-
-def _closes_quantifier(p: str, i: int) -> bool:
-    j = p.rfind("{", 0, i)
-    return j > 0 and (j == 0 or p[j - 1] != "\\") and _QUANTIFIER.fullmatch(p, j, i + 1) is not None
 
 
 def _unrolled_size(p: str) -> int:
