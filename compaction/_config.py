@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Limits", "Settings", "default_settings"]
+__all__ = ["Limits", "Settings", "default_settings", "log_level_from_env"]
 
 _MiB = 1024 * 1024
 
@@ -82,3 +82,25 @@ def _int_env(name: str, default: int) -> int:
 
 def default_settings() -> Settings:
     return Settings.from_env()
+
+
+_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARNING", "WARN": "WARNING", "ERROR": "ERROR",
+           "CRITICAL": "CRITICAL", "NOTSET": "DEBUG"}
+
+
+def log_level_from_env(default: str = "INFO") -> str:
+    """``CONTEXT_DISTILL_LOG_LEVEL`` as a level name that logging and the MCP SDK accept
+    (``WARN`` and ``NOTSET`` mapped); a bad value is a warning on stderr and ``default``,
+    never a command or server that does not start."""
+    raw = os.environ.get("CONTEXT_DISTILL_LOG_LEVEL", "").strip()
+    if not raw:
+        return default
+    level = _LEVELS.get(raw.upper())
+    if level is None:
+        print(
+            f"context-distill: warning: CONTEXT_DISTILL_LOG_LEVEL={raw!r} is not a log level "
+            f"(DEBUG, INFO, WARNING, ERROR); using {default}",
+            file=sys.stderr,
+        )
+        return default
+    return level

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import compaction
+from compaction._config import log_level_from_env
 from compaction._exceptions import ContextDistillError, HandleNotFoundError, InputError
 from compaction._spawn import SpawnNotConfiguredError
 
@@ -645,15 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "command", None) != "serve":  # serve sets up its own (timestamped) stderr logging
-        level = os.environ.get("CONTEXT_DISTILL_LOG_LEVEL", "WARNING").strip().upper()
-        if not isinstance(logging.getLevelName(level), int):
-            print(
-                f"context-distill: warning: CONTEXT_DISTILL_LOG_LEVEL={level!r} is not a log level "
-                "(DEBUG, INFO, WARNING, ERROR); using WARNING",
-                file=sys.stderr,
-            )
-            level = "WARNING"
-        logging.basicConfig(stream=sys.stderr, level=level, format="context-distill: %(message)s")
+        logging.basicConfig(stream=sys.stderr, level=log_level_from_env("WARNING"), format="context-distill: %(message)s")
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -17,7 +17,7 @@ __all__ = ["build_server", "serve"]
 
 
 def _configure_logging() -> None:
-    from ._runtime import log_level_from_env
+    from compaction._config import log_level_from_env
 
     level = log_level_from_env("INFO")
     root = logging.getLogger()

@@ -24,6 +24,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
 import compaction
+from compaction._config import log_level_from_env
 from compaction._exceptions import ContextDistillError, InputError, StoreError
 from compaction._paths import check_allowed_file
 from compaction.cli import status_report
@@ -36,7 +37,7 @@ from ._models import (
     StatusOutput,
     SummarizeOutput,
 )
-from ._runtime import BusyError, Runtime, log_level_from_env, progress_bridge
+from ._runtime import BusyError, Runtime, progress_bridge
 from ._sampling import ReplayBackend, as_sampled_text, sampled_summary
 
 __all__ = ["ContextDistillServer", "build_server"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -53,27 +52,6 @@ def _positive_int_env(name: str, default: int) -> int:
     if value < 0 or (value == 0 and name != "CONTEXT_DISTILL_MAX_QUEUE") or value > 10_000:
         raise ValueError(f"{name}={raw!r} is out of range (1 to 10000; the queue may be 0)")
     return value
-
-
-_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARNING", "WARN": "WARNING", "ERROR": "ERROR",
-           "CRITICAL": "CRITICAL", "NOTSET": "DEBUG"}
-
-
-def log_level_from_env(default: str = "INFO") -> str:
-    """``CONTEXT_DISTILL_LOG_LEVEL`` as a level name the SDK and logging accept; a bad value
-    is a warning on stderr and ``default``, never a server that does not start."""
-    raw = os.environ.get("CONTEXT_DISTILL_LOG_LEVEL", "").strip()
-    if not raw:
-        return default
-    level = _LEVELS.get(raw.upper())
-    if level is None:
-        print(
-            f"context-distill: warning: CONTEXT_DISTILL_LOG_LEVEL={raw!r} is not a log level "
-            f"(DEBUG, INFO, WARNING, ERROR); using {default}",
-            file=sys.stderr,
-        )
-        return default
-    return level
 
 
 @dataclass(frozen=True)
