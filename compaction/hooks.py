@@ -31,7 +31,6 @@ import contextlib
 import copy
 import json
 import os
-import re
 import sys
 import threading
 import time
@@ -43,6 +42,7 @@ from typing import Any, Callable, Mapping
 from ._atomic import atomic_write_text
 from ._exceptions import InputError
 from ._query import EARLIER_MESSAGES, agent_query
+from ._store import _HANDLE
 
 __all__ = [
     "run_hook",
@@ -484,7 +484,7 @@ def _looks_like_expand(resp: Any) -> bool:
             if (
                 isinstance(value, dict)
                 and isinstance(value.get("handle"), str)
-                and re.fullmatch(r"[0-9a-f]{16}", value["handle"])
+                and _HANDLE.match(value["handle"])
                 and "line_ranges" in value
             ):
                 return True
@@ -751,12 +751,7 @@ def install(project_dir: str | os.PathLike[str]) -> list[Path]:
             with contextlib.suppress(OSError, UnicodeDecodeError):
                 if path.read_text(encoding="utf-8") == text:
                     continue
-            new = not path.exists()
-            atomic_write_text(path, text)
-            if new:  # a project file like any other (the temporary file was private)
-                mask = os.umask(0)
-                os.umask(mask)
-                os.chmod(path, 0o666 & ~mask)
+            atomic_write_text(path, text, private=False)  # project files, not private ones
             written.append(path)
     except OSError as exc:
         raise InputError(f"cannot write into {root}: {exc.strerror or exc}") from None
