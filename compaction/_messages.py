@@ -39,7 +39,9 @@ def check_messages(messages: object) -> list[dict[str, Any]]:
         raise InputError(f"messages must be plain JSON-like data: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
-def _text_of(content: Any) -> str:
+def _text_of(content: Any, *, tool_results: bool = True) -> str:
+    """The text of a message's content; ``tool_results=False``: only what was written in it,
+    not the tool results it carries."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -48,22 +50,9 @@ def _text_of(content: Any) -> str:
             if isinstance(p, dict):
                 if p.get("type") in ("text", "input_text", "output_text") and isinstance(p.get("text"), str):
                     parts.append(p["text"])
-                elif p.get("type") == "tool_result":
+                elif p.get("type") == "tool_result" and tool_results:
                     parts.append(_text_of(p.get("content")))
         return "\n".join(x for x in parts if x)
-    return ""
-
-
-def _typed_text(content: Any) -> str:
-    """What a person typed in one user message: its text, never the tool results it carries."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            p["text"]
-            for p in content
-            if isinstance(p, dict) and p.get("type") in ("text", "input_text") and isinstance(p.get("text"), str)
-        )
     return ""
 
 
@@ -73,7 +62,7 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
     for m in reversed(messages):
         if m.get("role") != "user":
             continue
-        text = _typed_text(m.get("content"))
+        text = _text_of(m.get("content"), tool_results=False)
         if text.strip():
             return text
     return ""
