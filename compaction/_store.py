@@ -26,7 +26,12 @@ _HANDLE = re.compile(r"^[0-9a-f]{16}$")
 
 
 def handle_for(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return _handle_of(text.encode("utf-8", "surrogatepass"))
+
+
+def _handle_of(data: bytes) -> str:
+    """The handle naming stored bytes: the first 16 hex digits of their sha256."""
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 class OriginalStore:
@@ -88,7 +93,7 @@ class OriginalStore:
             data = path.read_bytes()
         except FileNotFoundError:
             return False
-        return hashlib.sha256(data).hexdigest()[:16] == handle
+        return _handle_of(data) == handle
 
     def get(self, handle: str) -> str:
         handle = handle.strip().lower() if isinstance(handle, str) else handle
@@ -102,7 +107,7 @@ class OriginalStore:
             ) from None
         except OSError as exc:
             raise StoreUnavailableError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if hashlib.sha256(data).hexdigest()[:16] != handle:  # damaged on disk: never serve it
+        if _handle_of(data) != handle:  # damaged on disk: never serve it
             try:
                 path.unlink()
             except OSError:

@@ -284,18 +284,14 @@ def parse_claude_code_lines(lines: Iterable[bytes | str], *, path: str | None = 
             skipped["malformed-record"] += 1
             failed = True
         finally:  # also after the `continue`s above
-            if failed:
-                pass
-            elif sidechain:
+            if not failed and sidechain:
                 side_records += 1
                 if len(events) > mark:
                     side_events.append((mark, len(events)))
-            elif rtype in ("user", "assistant"):
+            elif not failed and rtype in ("user", "assistant"):
                 main_seen = True
-                if usage != prev_usage:
-                    main_usage = usage
-                if model != prev_model:
-                    main_model = model
+                main_usage = usage if usage != prev_usage else main_usage
+                main_model = model if model != prev_model else main_model
 
     for i in pending_results:  # results whose call came later (or never): match now
         ev = events[i]
