@@ -134,6 +134,7 @@ def compact_messages(
     preserve_recent: int = 2,
     keep: Sequence[str] = (),
     markers: bool = True,
+    on_progress: ProgressFn | None = None,
 ) -> CompactMessagesResult:
     """Compact the text of older chat messages (OpenAI or Anthropic shapes); the last
     ``preserve_recent`` stay whole. The query defaults to the assistant's recent messages
@@ -146,6 +147,7 @@ def compact_messages(
         preserve_recent=preserve_recent,
         keep=keep,
         markers=markers,
+        on_progress=on_progress,
     )
 
 

@@ -110,7 +110,9 @@ class Engine:
         keep: Sequence[str] = (),
         markers: bool = True,
         min_tokens: int = 64,
+        on_progress: ProgressFn | None = None,
     ) -> CompactMessagesResult:
+        """``on_progress(fraction, message)`` is called after each part is compacted."""
         msgs = check_messages(messages)
         if isinstance(preserve_recent, bool) or not isinstance(preserve_recent, int) or preserve_recent < 0:
             raise InputError(f"preserve_recent must be a whole number >= 0, got {preserve_recent!r}")
@@ -141,9 +143,11 @@ class Engine:
         handles: list[str] = []
         warnings: list[str] = []
         parts = 0
-        for (get, set_), text, size in zip(slots, texts, sizes):
-            if size < min_tokens or not text.strip():
-                continue
+        todo = [i for i, (text, size) in enumerate(zip(texts, sizes)) if size >= min_tokens and text.strip()]
+        for done, i in enumerate(todo, 1):
+            (get, set_), text = slots[i], texts[i]
+            if on_progress is not None:
+                on_progress((done - 1) / len(todo), f"compacting message part {done} of {len(todo)}")
             try:
                 res = self.compact(text, ratio=eff_ratio, query=query, keep=keep, markers=markers)
             except InputError as exc:
@@ -155,6 +159,8 @@ class Engine:
                 if res.handle:
                     handles.append(res.handle)
                 warnings.extend(w for w in res.warnings if w not in warnings)
+        if on_progress is not None:
+            on_progress(1.0, f"compacted {parts} of {len(todo)} message parts")
         out = older + recent
         tokens_after = sum(count(get()) for m in out for get, _ in iter_text_slots(m))
         if target_tokens is not None and tokens_after > target_tokens:

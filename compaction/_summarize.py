@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._compact import is_marker_line
+from ._compact import ProgressFn, is_marker_line
 from ._engine import Engine, get_engine
 from ._exceptions import AssetError, EmptyInputError, InputError
 from ._llm_protocol import LLMBackend
@@ -522,6 +522,7 @@ def summarize(
     recent_turns: int | None = None,
     engine: Engine | None = None,
     fmt: str = "auto",
+    on_progress: ProgressFn | None = None,
 ) -> SummaryResult:
     """Summarize a session: the fixed sections over the older history, then the last turns
     verbatim (tool output compacted). ``source`` is anything ``read_transcript`` takes.
@@ -530,8 +531,11 @@ def summarize(
     300 and 6,000). ``recent_turns``: how many of the last turns to show verbatim (default:
     as many as fit in a quarter of the budget; 0: none). ``backend``: an LLM to write the
     sections (falls back to the embedded summarizer on any failure). ``engine``: the
-    tokenizer and deletion model to use (default: the shared one).
+    tokenizer and deletion model to use (default: the shared one). ``on_progress(fraction,
+    message)`` is told when the embedded summary is done and before the LLM is asked, the
+    one step that can take long.
     """
+    progress = on_progress or (lambda _f, _m: None)
     t = read_transcript(source, fmt=fmt)
     if not t.events:
         raise EmptyInputError("the transcript has no messages: there is nothing to summarize")
@@ -572,6 +576,7 @@ def summarize(
         )
     used_backend = "embedded"
     if backend is not None:
+        progress(0.5, f"writing the sections with the LLM backend {getattr(backend, 'name', 'llm')}")
         try:
             secs = llm_sections(
                 d, backend, t, history_end, facts, budget=sec_budget, query=query, embedded_users=lines[USERS]
@@ -591,6 +596,7 @@ def summarize(
     if recent_lines:
         sections[RECENT] = redact_secrets("\n".join(recent_lines))
     text = redact_secrets(text)
+    progress(1.0, f"summary written ({used_backend})")
     return SummaryResult(
         text=text,
         sections=sections,

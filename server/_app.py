@@ -277,6 +277,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
                 preserve_recent=preserve_recent,
                 keep=keep_t,
                 markers=markers,
+                on_progress=progress_bridge(_client_progress(ctx)),
             )
         )
         out = CompactOutput(
@@ -380,6 +381,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             kwargs["budget_tokens"] = budget_tokens
         if recent_turns is not None:
             kwargs["recent_turns"] = recent_turns
+        kwargs["on_progress"] = progress_bridge(_client_progress(ctx))
         r = await work(lambda: summarize(source, **kwargs))
         data = _dump(r)
         warnings = list(data.get("warnings") or [])

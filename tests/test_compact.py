@@ -213,6 +213,18 @@ def test_progress_is_reported(engine):
     assert seen[0] < seen[-1] == 1.0
 
 
+def test_compact_messages_reports_progress_per_part(engine):
+    seen = []
+    msgs = [{"role": "user", "content": LOG}, {"role": "user", "content": "tiny"}, {"role": "user", "content": LOG}]
+    r = engine.compact_messages(msgs, ratio=0.3, preserve_recent=0, on_progress=lambda f, m: seen.append((f, m)))
+    assert r.compacted_parts == 2
+    assert seen == [
+        (0.0, "compacting message part 1 of 2"),
+        (0.5, "compacting message part 2 of 2"),
+        (1.0, "compacted 2 of 2 message parts"),
+    ]
+
+
 def test_compact_messages_openai_and_anthropic_shapes(engine):
     big = LOG
     msgs = [

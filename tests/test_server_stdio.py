@@ -191,6 +191,40 @@ def test_progress_notifications_on_long_input():
     assert seen[-1][0] == 100.0 and all(t == 100.0 for _, t, _ in seen)
 
 
+def test_progress_notifications_for_messages_and_summarize():
+    text = observation()
+    messages = [{"role": "user", "content": "Fix the failing dbshell tests."}]
+    for i in range(3):
+        messages += [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": f"t{i}", "name": "Bash", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}", "content": text}]},
+        ]
+    messages.append({"role": "user", "content": "why does psql fail?"})
+    seen: dict[str, list[tuple[float, str | None]]] = {"compact": [], "summarize": []}
+
+    def recorder(name: str):
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen[name].append((progress, message))
+
+        return on_progress
+
+    async def go():
+        async with Client(params()) as c:
+            r = await c.call_tool(
+                "compact", {"messages": messages, "ratio": 0.3, "preserve_recent": 1}, progress_callback=recorder("compact")
+            )
+            s = await c.call_tool("summarize", {"messages": messages}, progress_callback=recorder("summarize"))
+            assert not r.is_error and not s.is_error
+            return r.structured_content
+
+    out = run(go)
+    assert len(out["handles"]) == 3
+    compact = seen["compact"]
+    assert [p for p, _ in compact] == sorted(p for p, _ in compact) and compact[-1][0] == 100.0
+    assert any("message part 2 of 3" in (m or "") for _, m in compact), compact
+    assert seen["summarize"] and seen["summarize"][-1] == (100.0, "summary written (embedded)")
+
+
 def test_logs_go_to_stderr_and_stdout_is_pure_protocol(tmp_path):
     """Start the server by hand, speak JSON-RPC lines, and check every stdout line is JSON-RPC."""
     import subprocess

@@ -190,6 +190,27 @@ def test_llm_backend_writes_sections_from_compacted_history(engine):
     assert "start phoenix in background" in r.sections["All user messages"]
 
 
+def test_progress_names_the_llm_step_before_it_starts(engine):
+    seen: list[tuple[float, str]] = []
+    b = SectionsBackend()
+    orig = b.complete
+
+    def complete(**kw):
+        seen.append((-1.0, "backend called"))
+        return orig(**kw)
+
+    b.complete = complete
+    summarize(FIX / "tool_heavy.jsonl", engine=engine, backend=b, on_progress=lambda f, m: seen.append((f, m)))
+    assert seen == [
+        (0.5, "writing the sections with the LLM backend sections-test-backend"),
+        (-1.0, "backend called"),
+        (1.0, "summary written (sections-test-backend)"),
+    ]
+    seen.clear()
+    summarize(FIX / "tool_heavy.jsonl", engine=engine, on_progress=lambda f, m: seen.append((f, m)))
+    assert seen == [(1.0, "summary written (embedded)")]
+
+
 def test_llm_that_drops_user_messages_gets_the_verbatim_list(engine):
     r = summarize(FIX / "tool_heavy.jsonl", engine=engine, backend=SectionsBackend(keep_users=False))
     assert r.backend == "sections-test-backend"
