@@ -1,4 +1,5 @@
-"""Redaction of secrets (API keys, tokens, private keys, auth headers) from text we store.
+"""Redaction of secrets (API keys, tokens, private keys, auth headers, credentials assigned
+to environment variables) from text we store.
 
 Used on everything written to disk or handed to another agent: the originals cache,
 stored handoffs and summaries. Each secret is replaced by ``[REDACTED:<kind>]``; the
@@ -76,6 +77,35 @@ def _scheme_before(m: re.Match[str]) -> bool:
 
 def _always(m: re.Match[str]) -> bool:
     return True
+
+
+_ASSIGNMENT_LEAD = re.compile(r"(?:\d+(?:\t|→|:|\s)\s*)?(?:export\s+|set\s+|-\s+)?[\"']?")
+
+
+def _assignment_start(m: re.Match[str]) -> bool:
+    """The assignment starts its line: only spaces, a file view's line number, ``export``,
+    ``set``, a YAML ``-`` or a quote come before it (not code that merely uses the name)."""
+    s, i = m.string, m.start()
+    j = i
+    while j > 0 and s[j - 1] not in _LINE_BREAKS and i - j <= 64:
+        j -= 1
+    if j > 0 and s[j - 1] not in _LINE_BREAKS:
+        return False
+    if _ASSIGNMENT_LEAD.fullmatch(s[j:i].lstrip(" \t")) is None:
+        return False
+    # code passes the name as an argument (settings.configure(SECRET_KEY='fake-key', ...)),
+    # a shell or .env line does not: a value that ends with, or is followed by , ) ] } is code
+    end = m.end()
+    if end < len(s) and s[end] in "\"'":
+        end += 1
+    return m.group(0)[-1] not in ",)]};" and (end >= len(s) or s[end] not in ",)]}")
+
+
+# Names of environment variables that hold a credential: the name *ends* with one of these
+# (DB_PASSWORD, GITHUB_TOKEN, OPENAI_API_KEY), so TOKEN_URL or MAX_TOKENS are left alone.
+_SECRET_NAME = (
+    r"[A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|SECRET_KEY|TOKEN|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY|AUTH_KEY|CREDENTIALS)"
+)
 
 
 SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
@@ -163,6 +193,21 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
     ("google-api-key", re.compile(r"AIza[0-9A-Za-z_\-]{35}"), ("aiza",), _word_start),
     ("huggingface-token", re.compile(r"hf_[A-Za-z]{30,}(?![A-Za-z0-9_])"), ("hf_",), _word_start),
     ("npm-token", re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9_])"), ("npm_",), _word_start),
+    (
+        # DB_PASSWORD=... / export GITHUB_TOKEN=... / YAML "API_KEY: ...": a .env file, `env`
+        # output, a shell line, docker-compose. The value has at least 8 characters (a quoted
+        # one may hold spaces) and is not a reference ($VAR, ${VAR}, <placeholder>, %s), a
+        # path, a call or a URL.
+        "env-secret",
+        re.compile(
+            rf"(?P<pre>{_SECRET_NAME}(?:=|:{_SP}+)[\"']?)"
+            r"(?!\[REDACTED)(?![$<{%/~]|\.{1,2}/)(?![^\s\"'`]*(?:\(|://))"
+            rf"(?:(?<=[\"'])[^\"'{_LINE_BREAKS}]{{8,}}(?=[\"'])|[^\s\"'`]{{8,}})"
+        ),
+        ("password", "passwd", "secret", "token", "api_key", "apikey", "access_key", "private_key", "auth_key",
+         "credentials"),
+        _assignment_start,
+    ),
     (
         # scheme://user:password@host: the password part
         "url-password",

@@ -181,12 +181,56 @@ def test_password_in_url():
     assert GHS not in out and out.endswith("@github.com/o/r.git")
 
 
+PW = "hunter2" + "hunter2"
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        (f"DB_PASSWORD={PW}", "DB_PASSWORD=[REDACTED:env-secret]"),
+        (f"export GITHUB_TOKEN={PW}", "export GITHUB_TOKEN=[REDACTED:env-secret]"),
+        (f"set PASSWORD={PW}", "set PASSWORD=[REDACTED:env-secret]"),
+        (f"  - POSTGRES_PASSWORD={PW}", "  - POSTGRES_PASSWORD=[REDACTED:env-secret]"),
+        (f"    OPENAI_API_KEY: '{PW}'", "    OPENAI_API_KEY: '[REDACTED:env-secret]'"),
+        (f'DB_PASSWORD="{PW} with spaces"', 'DB_PASSWORD="[REDACTED:env-secret]"'),
+        (f"     3\tSECRET_KEY={PW}", "     3\tSECRET_KEY=[REDACTED:env-secret]"),
+        (f"GITHUB_TOKEN={PW} gh pr create", "GITHUB_TOKEN=[REDACTED:env-secret] gh pr create"),
+        ("CHAT_PASSWORD=12345678", "CHAT_PASSWORD=[REDACTED:env-secret]"),
+        (f"API_TOKEN=user:{PW}", "API_TOKEN=[REDACTED:env-secret]"),
+    ],
+)
+def test_credentials_assigned_to_environment_variables(line, expected):
+    assert redact_secrets(line) == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "MAX_TOKENS=100000000",  # the name must end with the credential word
+        "TOKEN_URL=https://auth.example.com/token",
+        "CSRF_TOKEN_NAME=csrftokenname",
+        "PASSWORD=short",  # under 8 characters
+        "REDIS_PASSWORD=$REDIS_PASS_FROM_VAULT",  # references
+        "AWS_SESSION_TOKEN=${AWS_SESSION_TOKEN}",
+        "EOS_TOKEN=<|endoftext|>",
+        "GOOGLE_CREDENTIALS=/home/u/creds.json",  # a path
+        "AUTH_TOKEN=os.getenv('AUTH_TOKEN_VALUE')",  # a call
+        f"        SECRET_KEY='{PW}',",  # a keyword argument in code
+        f"settings.configure(SECRET_KEY='{PW}')",
+        f"x = DB_PASSWORD={PW}",  # not at the start of its line
+        "    password = os.environ['DB_PASSWORD']",
+    ],
+)
+def test_environment_variable_lookalikes_are_left_alone(line):
+    assert redact_secrets(line) == line
+
+
 def test_every_pattern_kind_is_tested():
     kinds = {k for k, *_ in SECRET_PATTERNS}
     tested = {
         "private-key", "authorization-header", "bearer-token", "anthropic-key", "openai-key", "github-token",
         "gitlab-token", "aws-access-key", "aws-secret-key", "aws-session-token", "slack-token", "slack-webhook",
-        "stripe-key", "google-api-key", "huggingface-token", "npm-token", "url-password",
+        "stripe-key", "google-api-key", "huggingface-token", "npm-token", "url-password", "env-secret",
     }  # fmt: skip
     assert kinds == tested, "a pattern was added or removed: add its test"
 
