@@ -113,6 +113,32 @@ def test_main_prints_the_table_for_every_scorer(tmp_path, view, capsys):
     assert "recall @ keep 0.3" in out
 
 
+def test_a_model_that_does_not_load_fails_the_run_unless_allowed(tmp_path, view, capsys, monkeypatch):
+    with gzip.open(tmp_path / "val.jsonl.gz", "wt", encoding="utf-8") as f:
+        labels = [1 if i == 10 else 0 for i in range(len(view))]
+        f.write(json.dumps({"id": "0", "source": "s", "repo": "r", "query": "q", "lines": view, "labels": labels}) + "\n")
+    monkeypatch.setattr(E, "load_model", lambda: (None, "AssetCorruptError: the test says so"))
+    args = ["--dataset", str(tmp_path), "--no-docs", "--no-plot-grid"]
+    assert E.main(args) == 1
+    err = capsys.readouterr().err
+    assert "the test says so" in err and "--allow-missing-model" in err
+    assert E.main([*args, "--allow-missing-model"]) == 0
+    assert "MODEL MISSING" in capsys.readouterr().out
+
+
+def test_bm25_drops_stop_words_and_splits_identifiers():
+    from compaction.baselines import BM25Scorer, bm25_terms
+    from compaction import ScoringInput
+
+    assert bm25_terms("Why is the parse_expr in getUserName failing?") == [
+        "parse_expr", "parse", "expr", "getusername", "get", "user", "name", "failing",
+    ]  # fmt: skip
+    lines = ["it is the end of the story", "def parse_expr(s):", "    return s"]
+    inp = ScoringInput(lines, [[1]] * 3, [0, 1, 2], "why is the parsing of the expr wrong", [1])
+    s = BM25Scorer().score(inp)
+    assert s[1] > 0 and s[0] == 0 and s[2] == 0
+
+
 def test_main_without_a_dataset_says_what_to_run(tmp_path, capsys):
     assert E.main(["--dataset", str(tmp_path / "none"), "--no-docs"]) == 2
     assert "python -m training.build_dataset" in capsys.readouterr().err
