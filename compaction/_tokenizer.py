@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import re
 import threading
 from importlib import resources
 from pathlib import Path
@@ -87,10 +88,23 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``; special-token strings are encoded as ordinary text."""
-        return self._enc.encode_ordinary(text)
+        # tiktoken's pre-tokenizer gives up on a whitespace run of about a million characters
+        # (a stack-overflow panic, which also prints a Rust backtrace): such runs are encoded in
+        # pieces. Only this path differs from one pass, by a token or so at each cut; encode and
+        # count stay the same function. Runs of one character are spotted before the panic.
+        if len(text) <= _MAX_RUN or not any(c * _MAX_RUN in text for c in _RUN_CHARS):
+            try:
+                return self._enc.encode_ordinary(text)
+            except BaseException as exc:  # pyo3's PanicException derives from BaseException
+                if type(exc).__name__ != "PanicException":
+                    raise
+        ids: list[int] = []
+        for piece in _pieces(text):
+            ids.extend(self._enc.encode_ordinary(piece))
+        return ids
 
     def count(self, text: str) -> int:
-        return len(self._enc.encode_ordinary(text))
+        return len(self.encode(text))
 
     def decode(self, ids: list[int]) -> str:
         return self._enc.decode(ids)
@@ -98,6 +112,21 @@ class Tokenizer:
     @property
     def n_vocab(self) -> int:
         return self._enc.n_vocab
+
+
+_WHITESPACE_RUN = re.compile(r"\s+")
+_MAX_RUN = 65_536
+_RUN_CHARS = (" ", "\t", "\u3000", "\xa0")
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` cut so that no piece holds a whitespace run longer than ``_MAX_RUN``."""
+    cuts = [0]
+    for m in _WHITESPACE_RUN.finditer(text):
+        if m.end() - m.start() > _MAX_RUN:
+            cuts.extend(range(m.start() + _MAX_RUN, m.end(), _MAX_RUN))
+    cuts.append(len(text))
+    return [text[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
 _lock = threading.Lock()

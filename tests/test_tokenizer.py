@@ -10,7 +10,7 @@ from importlib import resources
 import pytest
 
 import compaction
-from compaction._tokenizer import TOKENIZER_SHA256, Tokenizer
+from compaction._tokenizer import TOKENIZER_SHA256, Tokenizer, get_tokenizer
 
 
 def test_known_ids_and_counts():
@@ -65,3 +65,14 @@ def test_works_with_no_network_and_no_tiktoken_cache(tmp_path):
     )
     env = {"PATH": "/usr/bin:/bin", "TIKTOKEN_CACHE_DIR": str(tmp_path / "empty"), "HOME": str(tmp_path)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@pytest.mark.parametrize("text", [" " * 1_000_000 + "x", "a\u3000" + "\u3000" * 1_200_000, "ok " + " \t" * 600_000 + "end"])
+def test_whitespace_runs_tiktoken_cannot_take_are_encoded_in_pieces(text):
+    """tiktoken 0.14 panics (PanicException, a BaseException) on a whitespace run of about a
+    million characters; the tokenizer encodes such runs in pieces instead."""
+    tok = get_tokenizer()
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text
+    assert tok.count(text) == len(ids)
+    assert 0 < len(ids) < len(text)
