@@ -416,9 +416,7 @@ def compact_text(
             excess -= int(units.cost[u])
     if not omitted:  # pins kept every line: give the input back as it was, no markers, no handle
         out, tokens_after, handle = text, tokens_before, None
-    elif tokens_after >= tokens_before or (
-        not full and not partial and (tokens_after > budget or tokens_before < TOO_SMALL_TOKENS)
-    ):
+    elif tokens_after >= tokens_before or (not full and not partial and tokens_before < TOO_SMALL_TOKENS):
         # markers alone would cost more than the lines they replace, or would be all that is
         # left of an input too small to be worth a marker and a round trip through expand
         warnings.append(

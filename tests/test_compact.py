@@ -171,9 +171,9 @@ def test_one_huge_line_is_cut_into_segments_not_dropped(engine):
 
 
 def test_crlf_and_odd_line_breaks_are_kept_byte_for_byte(engine):
-    text = "".join(f"row {i} value\r\n" for i in range(100)) + "tail\x0bvertical\u2028sep\n"
-    r = engine.compact(text, ratio=0.4, query="row 42")
-    assert "row 42 value\r\n" in r.text
+    text = "".join(f"row item{i} value\r\n" for i in range(100)) + "tail\x0bvertical\u2028sep\n"
+    r = engine.compact(text, ratio=0.4, query="row item42")
+    assert "row item42 value\r\n" in r.text
     assert compaction.verify_verbatim(text, r.text)
     assert engine.expand(r.handle).text == text
 
@@ -300,6 +300,15 @@ def test_a_large_input_under_a_tiny_budget_is_markers_only_and_says_so(engine):
     assert r.text == "[1-100 omitted]\n"
     assert r.handle and engine.expand(r.handle).text == text
     assert any("every line was omitted" in w for w in r.warnings)
+
+
+@pytest.mark.parametrize("budget", [1, 5])
+def test_a_budget_below_one_marker_gives_the_marker_and_a_warning_not_the_whole_input(engine, budget):
+    text = "\n".join(f"line {i} some words here and there" for i in range(100))
+    r = engine.compact(text, target_tokens=budget)
+    assert r.text == "[1-100 omitted]\n" and r.tokens_after < 10 < r.tokens_before
+    assert r.handle and engine.expand(r.handle).text == text
+    assert any("smaller than the omission markers" in w for w in r.warnings), r.warnings
 
 
 @pytest.mark.parametrize("spec", ["9" * 5000, "1-" + "9" * 30, " , ", ",", "١-٣"])
