@@ -110,13 +110,9 @@ _SECRET_NAME = (
 
 SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
     (
-        # handled line by line in _redact_private_keys
+        # the block's start; its body is redacted piece by piece in _redact_private_keys
         "private-key",
-        re.compile(
-            r"(?P<pre>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)(?P<body>.*?)"
-            r"(?P<post>-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)",
-            re.DOTALL,
-        ),
+        re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
         ("private key",),
         _always,
     ),
@@ -220,15 +216,54 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
     ),
 ]
 
-_PRIVATE_KEY = SECRET_PATTERNS[0][1]
+_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+# between body pieces: line breaks, spaces, or the escapes a key has inside a JSON string
+_PEM_SEP = re.compile(rf"(?:{_LINE_BREAK}|[ \t]|\\r\\n|\\n|\\r)+")
+_PEM_HEADER = re.compile(rf"(?:Proc-Type|DEK-Info|Comment):{_NOT_BREAK}*")
+_PEM_PIECE = re.compile(r"[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])")
+_KEY_MARK = "[REDACTED:private-key]"
 
 
 def _redact_private_keys(text: str) -> str:
-    def sub(m: re.Match[str]) -> str:
-        body = _BODY_RUN.sub("[REDACTED:private-key]", m.group("body"))
-        return m.group("pre") + body + m.group("post")
-
-    return _PRIVATE_KEY.sub(sub, text)
+    """Replace the body of every ``-----BEGIN ... PRIVATE KEY-----`` block, piece by piece
+    (line breaks, escapes and ``Proc-Type:``-style headers stay). The body is what looks like
+    one: base64 pieces and PEM headers up to the ``END`` line or the first thing that is neither, so code or docs that
+    merely name the header lose nothing. Without an ``END`` a short last piece that does not
+    end in ``=`` padding is left (a word after a cut-off key, not a key line)."""
+    out: list[str] = []
+    pos = 0
+    for begin in _PEM_BEGIN.finditer(text):
+        if begin.start() < pos:
+            continue
+        j = begin.end()
+        pieces: list[tuple[int, int]] = []
+        ended = False
+        while True:
+            sep = _PEM_SEP.match(text, j)
+            k = sep.end() if sep else j
+            if _PEM_END.match(text, k):
+                ended = True
+                j = k
+                break
+            header = _PEM_HEADER.match(text, k)
+            if header is not None:  # kept as it is: it says how the key is encrypted, not the key
+                j = header.end()
+                continue
+            piece = _PEM_PIECE.match(text, k)
+            if piece is None:
+                break
+            pieces.append(piece.span())
+            j = piece.end()
+        if not ended:
+            while pieces and pieces[-1][1] - pieces[-1][0] < 16 and not text[pieces[-1][1] - 1] == "=":
+                pieces.pop()
+        for a, b in pieces:
+            out.append(text[pos:a])
+            out.append(_KEY_MARK)
+            pos = b
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _replacer(kind: str, check):

@@ -122,7 +122,30 @@ def test_private_key_escaped_inside_json():
     text = '{"private_key": "-----BEGIN PRIVATE KEY-----\\n' + KEY_BODY[0] + '\\n-----END PRIVATE KEY-----\\n"}'
     out = redact_secrets(text)
     assert KEY_BODY[0] not in out
-    assert out == '{"private_key": "-----BEGIN PRIVATE KEY-----[REDACTED:private-key]-----END PRIVATE KEY-----\\n"}'
+    assert out == '{"private_key": "-----BEGIN PRIVATE KEY-----\\n[REDACTED:private-key]\\n-----END PRIVATE KEY-----\\n"}'
+
+
+def test_code_that_names_the_private_key_header_keeps_every_line():
+    """Only what looks like a key body is redacted: a library or test that names the header
+    keeps its lines, so expand gives them back."""
+    code = 'PEM = "-----BEGIN PRIVATE KEY-----"\n' + "".join(f"def f{i}(x):\n    return x\n" for i in range(50))
+    code += "HEADER = '-----BEGIN RSA PRIVATE KEY-----\\n'\nparse(HEADER)\n-----END RSA PRIVATE KEY-----\n"
+    assert redact_secrets(code) == code
+
+
+def test_private_key_headers_one_line_forms_and_cut_off_keys():
+    enc = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,ABCDEF\n\n"
+    enc += "\n".join(KEY_BODY[:2]) + "\n-----END RSA PRIVATE KEY-----\n"
+    assert redact_secrets(enc).splitlines() == [
+        "-----BEGIN RSA PRIVATE KEY-----", "Proc-Type: 4,ENCRYPTED", "DEK-Info: AES-128-CBC,ABCDEF", "",
+        "[REDACTED:private-key]", "[REDACTED:private-key]", "-----END RSA PRIVATE KEY-----",
+    ]  # fmt: skip
+    one = f'KEY="-----BEGIN PRIVATE KEY----- {KEY_BODY[0]} {KEY_BODY[1]} -----END PRIVATE KEY-----"'
+    assert redact_secrets(one) == (
+        'KEY="-----BEGIN PRIVATE KEY----- [REDACTED:private-key] [REDACTED:private-key] -----END PRIVATE KEY-----"'
+    )
+    cut = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{KEY_BODY[0]}\nabcd\nafter\n$ ls\n"
+    assert redact_secrets(cut) == "-----BEGIN OPENSSH PRIVATE KEY-----\n[REDACTED:private-key]\nabcd\nafter\n$ ls\n"
 
 
 @pytest.mark.parametrize(
