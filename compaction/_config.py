@@ -30,7 +30,7 @@ class Limits:
     #: target size of one sub-line segment, in tokens
     segment_tokens: int = 48
     #: time one search of a caller-given ``keep`` pattern may take, in seconds; all of them
-    #: together get this much per MiB of input, plus this much (a pattern that backtracks
+    #: together get this much per MiB of input, plus this much, plus 5 µs per line and pattern (a pattern that backtracks
     #: catastrophically is stopped with an error instead of holding a worker)
     keep_pattern_seconds: float = 2.0
 

@@ -75,3 +75,20 @@ def test_a_large_benign_input_is_not_refused():
     lines = [f"INFO worker {i} processed batch {i * 7} ok" for i in range(200_000)] + ["ERROR: disk full"]
     got = keep_pattern_lines(lines, [r"^ERROR", r"batch 7\b"], 2.0)
     assert got[-1] and got[1] and got.sum() == 2
+
+
+def test_many_simple_patterns_over_many_short_lines_are_not_taken_for_backtracking():
+    """The limit for all patterns grows with lines x patterns: 64 literals over 30,000 short
+    lines (two million searches' worth of Python calls) finish instead of being refused."""
+    lines = [f"ok {i % 10000:04d}" for i in range(30_000)]
+    got = keep_pattern_lines(lines, [f"NEEDLE{j}" for j in range(63)] + ["^ok 0042$"], 0.001)
+    assert got.sum() == 3
+
+
+def test_running_out_of_the_total_limit_says_so_without_blaming_one_pattern(monkeypatch):
+    from compaction import _keep
+
+    monkeypatch.setattr(_keep, "SEARCH_OVERHEAD_SECONDS", 0.0)
+    lines = ["a" * 60] * 20_000  # each search is quick, all of them are not
+    with pytest.raises(compaction.InputError, match=r"keep patterns ran past their time limit .*20000 lines"):
+        keep_pattern_lines(lines, [r"a*b"], 0.0005)
