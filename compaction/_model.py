@@ -7,9 +7,11 @@ the GPU build of onnxruntime and CUDA are both usable, else the CPU one; which o
 logged once (stderr) and reported by :func:`model_info` (the ``status`` tool).
 
 Scores are priorities for the budgeted selection: ``log p(used) - cost_power * log(1 +
-tokens)``, so that under a token budget a cheap line needs less evidence than a long one
-(``cost_power`` is tuned on the validation split by ``training/export.py`` and stored in
-the JSON file).
+tokens)``, so that under a token budget a cheap line needs less evidence than a long one.
+When the query has words, the priority is then mixed with Okapi BM25 of the line against the
+query (``compaction.baselines.BM25Scorer``): ``z(priority) + bm25_weight * z(bm25)``, z-scores
+taken within the output. ``cost_power`` and ``bm25_weight`` are tuned on the validation split
+by ``training/export.py`` and stored in the JSON file.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from ._exceptions import AssetCorruptError, AssetMissingError
 from ._features import FEATURE_VERSION, compute_features
 from ._scoring import ScoringInput
+from .baselines import BM25Scorer
 
 __all__ = [
     "ASSET_DIR",
@@ -92,6 +95,7 @@ class _Meta:
     sha256: str
     name: str
     cost_power: float
+    bm25_weight: float
     feature_version: int
     raw: dict[str, Any]
 
@@ -107,6 +111,7 @@ def _read_meta(meta_path: Path, model_path: Path) -> _Meta:
             sha256=str(raw["sha256"]).lower(),
             name=str(raw.get("name", "deletion-model")),
             cost_power=float(raw.get("cost_power", 0.0)),
+            bm25_weight=float(raw.get("bm25_weight", 0.0)),
             feature_version=int(raw.get("feature_version", FEATURE_VERSION)),
             raw=raw,
         )
@@ -154,6 +159,8 @@ class ModelScorer:
             )
         self.name = meta.name
         self.cost_power = meta.cost_power
+        self.bm25_weight = meta.bm25_weight
+        self._bm25 = BM25Scorer()
         self.meta = meta.raw
         self.sha256 = digest
         self.path = model_path
@@ -209,7 +216,12 @@ class ModelScorer:
         logits = self.logits(inp).astype(np.float64)
         n_tok = np.fromiter((len(t) for t in inp.unit_tokens), dtype=np.float64, count=len(inp.units))
         logp = -np.logaddexp(0.0, -logits)  # log sigmoid
-        return logp - self.cost_power * np.log1p(n_tok)
+        priority = logp - self.cost_power * np.log1p(n_tok)
+        if self.bm25_weight and inp.query:
+            bm = self._bm25.score(inp)
+            if bm.any():
+                priority = _z(priority) + self.bm25_weight * _z(bm)
+        return priority
 
     def info(self) -> dict[str, Any]:
         return {
@@ -223,7 +235,14 @@ class ModelScorer:
             "threads": self.threads,
             "feature_version": FEATURE_VERSION,
             "cost_power": self.cost_power,
+            "bm25_weight": self.bm25_weight,
         }
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    """``x`` as z-scores within this output (all zeros when it is constant)."""
+    sd = float(x.std())
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
 
 
 _default: ModelScorer | None = None

@@ -72,8 +72,12 @@ def bm25_terms(text: str, min_len: int = 3) -> list[str]:
     and stop words and words under ``min_len`` characters are dropped."""
     out: list[str] = []
     for w in _WORD.findall(text):
-        parts = [p for p in _IDENT_PARTS.split(w) if p]
-        for x in ([w, *parts] if len(parts) > 1 else [w]):
+        if "_" in w or not (w.islower() or w.isdigit() or (w.isupper() and w.isalpha())):  # may have parts
+            parts = [p for p in _IDENT_PARTS.split(w) if p]
+            words = [w, *parts] if len(parts) > 1 else [w]
+        else:
+            words = [w]
+        for x in words:
             x = x.lower()
             if len(x) >= min_len and x not in _STOPWORDS:
                 out.append(x)

@@ -73,6 +73,29 @@ def test_file_that_matches_its_hash_but_is_not_a_model_is_corrupt(tmp_path):
         ModelScorer(bad, tmp_path / "m.json")
 
 
+def test_bm25_is_mixed_into_the_priority_as_the_manifest_says(tmp_path, observation):
+    from compaction.baselines import BM25Scorer
+
+    meta = json.loads(META_PATH.read_text())
+    scorers = {}
+    for w in (0.0, 0.4):
+        (tmp_path / f"m{w}.json").write_text(json.dumps(dict(meta, bm25_weight=w)))
+        scorers[w] = ModelScorer(MODEL_PATH, tmp_path / f"m{w}.json")
+    inp = scoring_input(observation)
+    plain, mixed = scorers[0.0].score(inp), scorers[0.4].score(inp)
+    bm = BM25Scorer().score(inp)
+    assert bm.any()
+
+    def z(x):
+        return (x - x.mean()) / x.std()
+
+    assert np.allclose(mixed, z(plain) + 0.4 * z(bm))
+    # without a query (or a query BM25 has no word of) the priority is the model's alone
+    no_query = scoring_input(observation, query="")
+    assert np.array_equal(scorers[0.4].score(no_query), scorers[0.0].score(no_query))
+    assert scorers[0.4].info()["bm25_weight"] == 0.4
+
+
 def test_unreadable_manifest_is_corrupt(tmp_path):
     (tmp_path / "m.json").write_text("{not json")
     with pytest.raises(AssetCorruptError, match="reinstall"):

@@ -10,8 +10,9 @@
    against torch (max abs logit difference within ``--tolerance``) on real validation
    inputs, through ``compaction._features`` exactly as the runtime computes them;
    it fails loudly otherwise;
-5. tunes ``cost_power`` (priority = log p - cost_power * log(1 + tokens)) on a sample of
-   the validation split with the real engine and the int8 graph;
+5. tunes ``cost_power`` (priority = log p - cost_power * log(1 + tokens)), then
+   ``bm25_weight`` (priority = z(priority) + bm25_weight * z(BM25 against the query)) on a
+   sample of the validation split with the real engine and the int8 graph;
 6. writes compaction/assets/deletion-model.onnx and deletion-model.json (sha256, size,
    created, training data summary, metrics) atomically.
 """
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance", type=float, default=0.25, help="max abs logit difference int8 vs torch")
     ap.add_argument("--tune-limit", type=int, default=300, help="validation examples for tuning cost_power")
     ap.add_argument("--cost-powers", default="0,0.25,0.5,0.75,1.0")
+    ap.add_argument("--bm25-weights", default="0,0.2,0.3,0.4,0.5,0.7", help="weights of BM25 mixed into the priority")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model-dir", type=Path, default=OUT, help="folder with model.pt and train.json")
     args = ap.parse_args(argv)
@@ -171,14 +173,33 @@ def main(argv: list[str] | None = None) -> int:
         meta_tmp = Path(tmp) / "meta.json"
         powers = [float(x) for x in args.cost_powers.split(",")]
         tune = val_examples(val, args.tune_limit, args.seed + 1)
+
+        def tuned(cost_power: float, bm25_weight: float) -> dict[float, float]:
+            meta_tmp.write_text(
+                json.dumps(
+                    {"sha256": digest, "name": NAME, "cost_power": cost_power, "bm25_weight": bm25_weight,
+                     "feature_version": FEATURE_VERSION}  # fmt: skip
+                )
+            )
+            return val_recall(ModelScorer(int8, meta_tmp, threads=2), tune)
+
+        def mean(r: dict[float, float]) -> float:
+            return float(np.mean(list(r.values())))
+
         results = {}
         for cp in powers:
-            meta_tmp.write_text(json.dumps({"sha256": digest, "name": NAME, "cost_power": cp, "feature_version": FEATURE_VERSION}))
-            scorer = ModelScorer(int8, meta_tmp, threads=2)
-            results[cp] = val_recall(scorer, tune)
+            results[cp] = tuned(cp, 0.0)
             log(f"cost_power {cp:g}: recall " + " ".join(f"@{r:g} {100 * v:.1f}" for r, v in results[cp].items()))
-        best_cp = max(powers, key=lambda cp: float(np.mean(list(results[cp].values()))))
+        best_cp = max(powers, key=lambda cp: mean(results[cp]))
         log(f"chosen cost_power {best_cp:g}")
+        weights = [float(x) for x in args.bm25_weights.split(",")]
+        mixed = {0.0: results[best_cp]}
+        for w in weights:
+            if w not in mixed:
+                mixed[w] = tuned(best_cp, w)
+            log(f"bm25_weight {w:g}: recall " + " ".join(f"@{r:g} {100 * v:.1f}" for r, v in mixed[w].items()))
+        best_w = max(sorted(mixed), key=lambda w: mean(mixed[w]))
+        log(f"chosen bm25_weight {best_w:g}")
 
     train_info = {}
     tj = args.model_dir / "train.json"
@@ -208,11 +229,13 @@ def main(argv: list[str] | None = None) -> int:
         "config": ckpt["config"],
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "cost_power": best_cp,
+        "bm25_weight": best_w,
         "parity": par,
         "metrics": {
             "note": "macro recall of used lines on a seeded validation sample (sympy + sphinx), real engine",
             "tune_examples": len(tune),
             "recall_by_cost_power": {str(cp): r for cp, r in results.items()},
+            "recall_by_bm25_weight": {str(w): r for w, r in mixed.items()},
         },
         "training": {
             k: train_info.get(k)
