@@ -8,7 +8,7 @@ exactly ``re``'s), rewritten where the ``regex`` module would read the same text
 class there and a set holding ``[`` in ``re``), refused when their counted repeats would
 unroll into a huge program (``regex`` builds it at compile time), and run with ``regex``'s
 timeout: each search at most ``seconds``, all of them together at most ``seconds`` per MiB
-of input (plus ``seconds``, plus 5 µs per line and pattern).
+of input (plus ``seconds``, plus 5 µs per line and pattern, at most 120 s of those).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ _QUANTIFIER = re.compile(r"\{\d*(?:,\d*)?\}")
 #: limit for all patterns grows with lines x patterns too, so many simple patterns over many
 #: short lines are never taken for catastrophic backtracking
 SEARCH_OVERHEAD_SECONDS = 5e-6
+#: ... but never more than this in all: past it the call is refused with a clear error
+MAX_OVERHEAD_SECONDS = 120.0
 
 
 def keep_pattern_lines(bodies: Sequence[str], keep: Sequence[str], seconds: float) -> np.ndarray:
@@ -47,7 +49,8 @@ def keep_pattern_lines(bodies: Sequence[str], keep: Sequence[str], seconds: floa
     if not patterns:
         return pinned
     size = sum(len(b) for b in bodies)
-    total = seconds * (1 + size / (1 << 20)) + SEARCH_OVERHEAD_SECONDS * len(bodies) * len(patterns)
+    overhead = min(SEARCH_OVERHEAD_SECONDS * len(bodies) * len(patterns), MAX_OVERHEAD_SECONDS)
+    total = seconds * (1 + size / (1 << 20)) + overhead
     deadline = time.monotonic() + total
     for p, source in zip(patterns, keep):
         for i, body in enumerate(bodies):

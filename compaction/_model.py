@@ -117,6 +117,9 @@ def _read_meta(meta_path: Path, model_path: Path) -> _Meta:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise AssetCorruptError(f"the deletion model's manifest {meta_path} is unreadable ({exc}); {_REINSTALL}") from None
+    for name, value in (("cost_power", meta.cost_power), ("bm25_weight", meta.bm25_weight)):
+        if not 0.0 <= value <= 10.0:  # NaN fails this too
+            raise AssetCorruptError(f"the deletion model's manifest {meta_path} has {name}={value!r}; {_REINSTALL}")
     if meta.feature_version != FEATURE_VERSION:
         raise AssetCorruptError(
             f"the deletion model was trained on features v{meta.feature_version}, this code computes "

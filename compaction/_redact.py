@@ -196,8 +196,8 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
         # path, a call or a URL.
         "env-secret",
         re.compile(
-            rf"(?P<pre>{_SECRET_NAME}(?:=|:{_SP}+)[\"']?)"
-            r"(?!\[REDACTED)(?![$<{%/~]|\.{1,2}/)(?![^\s\"'`]*(?:\(|://))"
+            rf"(?<![A-Za-z0-9_])(?P<pre>{_SECRET_NAME}(?:=|:{_SP}+)[\"']?)"
+            r"(?!\[REDACTED)(?![$<{%/~]|\.{1,2}/)(?![^\s\"'`(]{0,256}(?:\(|://))"
             rf"(?:(?<=[\"'])[^\"'{_LINE_BREAKS}]{{8,}}(?=[\"'])|[^\s\"'`]{{8,}})"
         ),
         ("password", "passwd", "secret", "token", "api_key", "apikey", "access_key", "private_key", "auth_key",
@@ -218,47 +218,65 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
 
 _PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 _PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
-# between body pieces: line breaks, spaces, or the escapes a key has inside a JSON string
-_PEM_SEP = re.compile(rf"(?:{_LINE_BREAK}|[ \t]|\\r\\n|\\n|\\r)+")
+#: how far after BEGIN an END is looked for (an 8192-bit RSA key in PEM is about 6.5 KB; escaped,
+#: numbered or diffed views add a little)
+_MAX_KEY_CHARS = 16_384
+# a base64 run of a key body: 16 or more characters, or a short one ending in padding
+# (it may follow a JSON string's \n escape directly: the n is not part of it)
+_KEY_RUN = re.compile(
+    r"(?:(?<=\\[nr])|(?<![A-Za-z0-9+/=\\]))(?:[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9+/]{2,}={1,2})(?![A-Za-z0-9+/=])"
+)
+# what may come at the start of a line of a shown key: a file view's line number (`cat -n`,
+# Claude Code's Read `  2→`), a diff marker, a `grep -n` location, a quote
+_LINE_PREFIX = r"(?:[ \t]*\d+(?:\t|→|:|[ \t]+)|[-+ ]|[^\s:]{1,256}:\d+[:-]|[\"'])?"
+# between body pieces of a key without END: line breaks (each maybe followed by such a prefix),
+# spaces, the escapes of a JSON string, or the quotes, commas and pluses of a string in code
+_PEM_SEP = re.compile(rf"(?:{_LINE_BREAK}{_LINE_PREFIX}|[ \t\"'+,]|\\r\\n|\\n|\\r)+")
 _PEM_HEADER = re.compile(rf"(?:Proc-Type|DEK-Info|Comment):{_NOT_BREAK}*")
 _PEM_PIECE = re.compile(r"[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])")
 _KEY_MARK = "[REDACTED:private-key]"
 
 
+def _key_body(text: str, begin: re.Match[str]) -> list[tuple[int, int]]:
+    """The spans to redact of the key whose ``BEGIN`` line is ``begin``.
+
+    With an ``END`` line close after it: every base64 run between the two, whatever the lines
+    around it look like (a numbered view, a diff, ``grep -n`` output, a string in code). Without
+    one (a cut-off output, or code that only names the header): the pieces that follow BEGIN
+    while they look like a key body, so code or docs that merely name the header lose nothing,
+    and a short last piece that does not end in ``=`` padding is left (a word after a cut-off
+    key, not a key line)."""
+    end = _PEM_END.search(text, begin.end(), min(len(text), begin.end() + _MAX_KEY_CHARS))
+    if end is not None:
+        return [m.span() for m in _KEY_RUN.finditer(text, begin.end(), end.start())]
+    pieces: list[tuple[int, int]] = []
+    j = begin.end()
+    while True:
+        sep = _PEM_SEP.match(text, j)
+        k = sep.end() if sep else j
+        header = _PEM_HEADER.match(text, k)
+        if header is not None:  # kept as it is: it says how the key is encrypted, not the key
+            j = header.end()
+            continue
+        piece = _PEM_PIECE.match(text, k)
+        if piece is None:
+            break
+        pieces.append(piece.span())
+        j = piece.end()
+    while pieces and pieces[-1][1] - pieces[-1][0] < 16 and text[pieces[-1][1] - 1] != "=":
+        pieces.pop()
+    return pieces
+
+
 def _redact_private_keys(text: str) -> str:
-    """Replace the body of every ``-----BEGIN ... PRIVATE KEY-----`` block, piece by piece
-    (line breaks, escapes and ``Proc-Type:``-style headers stay). The body is what looks like
-    one: base64 pieces and PEM headers up to the ``END`` line or the first thing that is neither, so code or docs that
-    merely name the header lose nothing. Without an ``END`` a short last piece that does not
-    end in ``=`` padding is left (a word after a cut-off key, not a key line)."""
+    """Replace the body of every ``-----BEGIN ... PRIVATE KEY-----`` block piece by piece
+    (line breaks, line prefixes, escapes and ``Proc-Type:``-style headers stay)."""
     out: list[str] = []
     pos = 0
     for begin in _PEM_BEGIN.finditer(text):
         if begin.start() < pos:
             continue
-        j = begin.end()
-        pieces: list[tuple[int, int]] = []
-        ended = False
-        while True:
-            sep = _PEM_SEP.match(text, j)
-            k = sep.end() if sep else j
-            if _PEM_END.match(text, k):
-                ended = True
-                j = k
-                break
-            header = _PEM_HEADER.match(text, k)
-            if header is not None:  # kept as it is: it says how the key is encrypted, not the key
-                j = header.end()
-                continue
-            piece = _PEM_PIECE.match(text, k)
-            if piece is None:
-                break
-            pieces.append(piece.span())
-            j = piece.end()
-        if not ended:
-            while pieces and pieces[-1][1] - pieces[-1][0] < 16 and not text[pieces[-1][1] - 1] == "=":
-                pieces.pop()
-        for a, b in pieces:
+        for a, b in _key_body(text, begin):
             out.append(text[pos:a])
             out.append(_KEY_MARK)
             pos = b
@@ -296,4 +314,6 @@ def redact_secrets(text: str) -> str:
     for _kind, pattern, trigger, sub in _COMPILED:
         if any(t in lower for t in trigger):
             text = pattern.sub(sub, text)
+    if "private key" in lower:  # a body piece that ran into another secret is one now
+        text = _redact_private_keys(text)
     return text

@@ -96,6 +96,15 @@ def test_bm25_is_mixed_into_the_priority_as_the_manifest_says(tmp_path, observat
     assert scorers[0.4].info()["bm25_weight"] == 0.4
 
 
+@pytest.mark.parametrize("field, value", [("bm25_weight", float("nan")), ("bm25_weight", -1), ("cost_power", 1e9)])
+def test_manifest_weights_out_of_range_are_corrupt(tmp_path, field, value):
+    meta = json.loads(META_PATH.read_text())
+    meta[field] = value
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(AssetCorruptError, match=field):
+        ModelScorer(MODEL_PATH, tmp_path / "m.json")
+
+
 def test_unreadable_manifest_is_corrupt(tmp_path):
     (tmp_path / "m.json").write_text("{not json")
     with pytest.raises(AssetCorruptError, match="reinstall"):

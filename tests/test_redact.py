@@ -7,6 +7,7 @@ The fake secrets are assembled at run time so that no scanner mistakes this file
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,51 @@ def test_code_that_names_the_private_key_header_keeps_every_line():
     code = 'PEM = "-----BEGIN PRIVATE KEY-----"\n' + "".join(f"def f{i}(x):\n    return x\n" for i in range(50))
     code += "HEADER = '-----BEGIN RSA PRIVATE KEY-----\\n'\nparse(HEADER)\n-----END RSA PRIVATE KEY-----\n"
     assert redact_secrets(code) == code
+
+
+def _key_lines(prefix) -> list[str]:
+    body = [KEY_BODY[0], KEY_BODY[0][::-1], KEY_BODY[1]]
+    lines = ["-----BEGIN RSA PRIVATE KEY-----", *body, "-----END RSA PRIVATE KEY-----"]
+    return [prefix(i, line) for i, line in enumerate(lines, 1)]
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        lambda i, line: f"{i:6}\t{line}",  # cat -n
+        lambda i, line: f"{i:6}→{line}",  # Claude Code's Read
+        lambda i, line: f"-{line}",  # a removed file in a diff
+        lambda i, line: f"secrets/key.pem:{i}:{line}",  # grep -n
+        lambda i, line: f'    "{line}\\n"',  # a string in code, line by line
+    ],
+    ids=["cat-n", "read", "diff", "grep-n", "code-strings"],
+)
+@pytest.mark.parametrize("ended", [True, False], ids=["with-end", "cut-off"])
+def test_private_key_bodies_are_redacted_in_numbered_diffed_and_quoted_views(prefix, ended):
+    lines = _key_lines(prefix)
+    if not ended:
+        lines = lines[:-1]
+    text = "\n".join(lines) + "\n"
+    out = redact_secrets(text)
+    assert len(out.splitlines()) == len(lines)
+    for body in (KEY_BODY[0], KEY_BODY[0][::-1], KEY_BODY[1]):
+        assert body not in out, out
+    assert "BEGIN RSA PRIVATE KEY" in out and redact_secrets(out) == out
+
+
+def test_env_secret_and_private_key_patterns_stay_linear_on_long_lines():
+    """Inputs that made the first forms of these patterns take seconds to minutes."""
+    cases = [
+        "A" * 200_000 + "TOKEN",
+        "_TOKEN" * 40_000,
+        "A_TOKEN=" * 25_000 + "(",
+        "F" * 100_000 + "\nauth token refreshed\n",
+        "-----BEGIN PRIVATE KEY-----\n" + "QUJD" * 250_000,
+    ]
+    for text in cases:
+        t0 = time.monotonic()
+        redact_secrets(text)
+        assert time.monotonic() - t0 < 2.0, text[:40]
 
 
 def test_private_key_headers_one_line_forms_and_cut_off_keys():
