@@ -17,6 +17,7 @@ touched; only values that have the shape of a credential are.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 __all__ = ["redact_secrets", "SECRET_PATTERNS", "REDACTION_MARK"]
@@ -79,25 +80,33 @@ def _always(m: re.Match[str]) -> bool:
     return True
 
 
-_ASSIGNMENT_LEAD = re.compile(r"(?:\d+(?:\t|→|:|\s)\s*)?(?:export\s+|set\s+|-\s+)?[\"']?")
+# what may come before an assignment on its line: a `grep -n` location, a file view's line
+# number, a diff marker, then `export`, `set`, `declare -x` (export -p), Dockerfile `ENV`/`ARG`,
+# `env`, systemd's `Environment=`, `docker run -e`, a YAML `-`, and a quote
+_ASSIGNMENT_LEAD = re.compile(
+    r"(?:[^\s:]{1,256}:(?:\d+[:-])?)?(?:\d+(?:\t|→|:|\s)\s*)?[-+]?\s*"
+    r"(?:(?:export|set|declare\s+-x|ENV|ARG|env|Environment=)\s*|-\s+|(?:docker\s+run\s+)?(?:-e|--env)\s+)?[\"']?"
+)
 
 
 def _assignment_start(m: re.Match[str]) -> bool:
-    """The assignment starts its line: only spaces, a file view's line number, ``export``,
-    ``set``, a YAML ``-`` or a quote come before it (not code that merely uses the name)."""
+    """The assignment starts its line: only the leads above come before it (not code that
+    merely uses the name)."""
     s, i = m.string, m.start()
     j = i
-    while j > 0 and s[j - 1] not in _LINE_BREAKS and i - j <= 64:
+    while j > 0 and s[j - 1] not in _LINE_BREAKS and i - j <= 320:
         j -= 1
     if j > 0 and s[j - 1] not in _LINE_BREAKS:
         return False
     if _ASSIGNMENT_LEAD.fullmatch(s[j:i].lstrip(" \t")) is None:
         return False
-    # code passes the name as an argument (settings.configure(SECRET_KEY='fake-key', ...)),
-    # a shell or .env line does not: a value that ends with, or is followed by , ) ] } is code
     end = m.end()
     if end < len(s) and s[end] in "\"'":
         end += 1
+    if s[i - 1 : i] in ("\"", "'") and end > m.end():  # "DB_PASSWORD=x", in a JSON array: a string, not code
+        return True
+    # code passes the name as an argument (settings.configure(SECRET_KEY='fake-key', ...)),
+    # a shell or .env line does not: a value that ends with, or is followed by , ) ] } is code
     return m.group(0)[-1] not in ",)]};" and (end >= len(s) or s[end] not in ",)]}")
 
 
@@ -130,8 +139,8 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
         # Authorization: <raw token> as a whole header line (no scheme)
         "authorization-header",
         re.compile(
-            rf"(?P<pre>{_AUTH}[\"']?{_SP}*:{_SP}*[\"']?)"
-            rf"(?!\[REDACTED)(?!(?i:{_SCHEMES}){_SP})(?=[A-Za-z\-._~+/:]*\d)[A-Za-z0-9\-._~+/:]{{16,}}=*"
+            rf"(?<![^\s\"'\-])(?P<pre>{_AUTH}[\"']?{_SP}*:{_SP}*[\"']?)"
+            rf"(?!\[REDACTED)(?!(?i:{_SCHEMES}){_SP})(?=[A-Za-z\-._~+/:]{{0,256}}\d)[A-Za-z0-9\-._~+/:]{{16,}}+=*+"
             rf"(?P<post>[\"']?,?{_SP}*(?={_LINE_BREAK}|\Z))"
         ),
         ("authorization",),
@@ -147,7 +156,7 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
     (
         # sk-..., sk-proj-..., sk-svcacct-...: at least 20 characters, one of them a digit
         "openai-key",
-        re.compile(r"sk-(?:proj-|svcacct-|admin-|None-)?(?=[A-Za-z_\-]*\d)[A-Za-z0-9_\-]{20,}"),
+        re.compile(r"sk-(?:proj-|svcacct-|admin-|None-)?(?=[A-Za-z_\-]{0,64}\d)[A-Za-z0-9_\-]{20,}"),
         ("sk-",),
         _word_start,
     ),
@@ -224,31 +233,74 @@ _MAX_KEY_CHARS = 16_384
 # a base64 run of a key body: 16 or more characters, or a short one ending in padding
 # (it may follow a JSON string's \n escape directly: the n is not part of it)
 _KEY_RUN = re.compile(
-    r"(?:(?<=\\[nr])|(?<![A-Za-z0-9+/=\\]))(?:[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9+/]{2,}={1,2})(?![A-Za-z0-9+/=])"
+    r"(?:(?<=\\[nr])|(?<![A-Za-z0-9+/=\\]))(?:(?:[A-Za-z0-9+/]|\\/){16,}={0,2}|(?:[A-Za-z0-9+/]|\\/){2,}={1,2})"
+    r"(?![A-Za-z0-9+/=])"
 )
 # what may come at the start of a line of a shown key: a file view's line number (`cat -n`,
 # Claude Code's Read `  2→`), a diff marker, a `grep -n` location, a quote
-_LINE_PREFIX = r"(?:[ \t]*\d+(?:\t|→|:|[ \t]+)|[-+ ]|[^\s:]{1,256}:\d+[:-]|[\"'])?"
+_LINE_PREFIX = r"(?:[ \t]*\d+(?:\t|→|:|[ \t]+)|[-+ ]|[^\s:]{1,256}[:-]\d+[:-]|[\"'])?"
 # between body pieces of a key without END: line breaks (each maybe followed by such a prefix),
 # spaces, the escapes of a JSON string, or the quotes, commas and pluses of a string in code
 _PEM_SEP = re.compile(rf"(?:{_LINE_BREAK}{_LINE_PREFIX}|[ \t\"'+,]|\\r\\n|\\n|\\r)+")
 _PEM_HEADER = re.compile(rf"(?:Proc-Type|DEK-Info|Comment):{_NOT_BREAK}*")
-_PEM_PIECE = re.compile(r"[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])")
+_PEM_PIECE = re.compile(r"(?:[A-Za-z0-9+/]|\\/){4,}={0,2}(?![A-Za-z0-9+/=])")
 _KEY_MARK = "[REDACTED:private-key]"
 
 
-def _key_body(text: str, begin: re.Match[str]) -> list[tuple[int, int]]:
-    """The spans to redact of the key whose ``BEGIN`` line is ``begin``.
+class _EndWindow:
+    """The stretch between a ``BEGIN`` line and the next ``END`` line (at most _MAX_KEY_CHARS),
+    measured once for every ``BEGIN`` that shares that ``END``: its base64 runs and, for any
+    start, the share of non-blank characters they cover (so a file that names the header many
+    times stays linear)."""
 
-    With an ``END`` line close after it: every base64 run between the two, whatever the lines
-    around it look like (a numbered view, a diff, ``grep -n`` output, a string in code). Without
-    one (a cut-off output, or code that only names the header): the pieces that follow BEGIN
-    while they look like a key body, so code or docs that merely name the header lose nothing,
-    and a short last piece that does not end in ``=`` padding is left (a word after a cut-off
-    key, not a key line)."""
-    end = _PEM_END.search(text, begin.end(), min(len(text), begin.end() + _MAX_KEY_CHARS))
-    if end is not None:
-        return [m.span() for m in _KEY_RUN.finditer(text, begin.end(), end.start())]
+    def __init__(self, text: str, start: int, end: re.Match[str]) -> None:
+        self.end = end
+        self.start = max(start, end.start() - _MAX_KEY_CHARS)
+        self.runs = [m.span() for m in _KEY_RUN.finditer(text, self.start, end.start())]
+        self._run_starts = [a for a, _ in self.runs]
+        # only lines of key length count as evidence (64 base64 characters in PEM, 70 in
+        # OpenSSH's): long identifiers and paths in code that names both markers are shorter
+        self._run_chars = _suffix_sums([b - a if b - a >= _KEY_LINE_CHARS else 0 for a, b in self.runs])
+        blanks = [m.span() for m in _BLANKS.finditer(text, self.start, end.start())]
+        self._blank_starts = [a for a, _ in blanks]
+        self._blank_chars = _suffix_sums([b - a for a, b in blanks])
+
+    def runs_after(self, at: int) -> list[tuple[int, int]]:
+        return self.runs[bisect.bisect_left(self._run_starts, at) :]
+
+    def base64_share(self, at: int) -> float:
+        """Share of the non-blank characters from ``at`` to END that are in key-length base64 runs (``at``
+        is the end of a BEGIN line, so no run or blank stretch straddles it)."""
+        solid = (self.end.start() - at) - self._blank_chars[bisect.bisect_left(self._blank_starts, at)]
+        return self._run_chars[bisect.bisect_left(self._run_starts, at)] / solid if solid > 0 else 0.0
+
+
+_BLANKS = re.compile(r"\s+")
+_KEY_LINE_CHARS = 40
+#: a stretch this much made of key-length base64 runs is a key body (a numbered or grep -n view
+#: of a key is about 78-98 %)
+_KEY_SHARE = 0.5
+
+
+def _suffix_sums(values: list[int]) -> list[int]:
+    out = [0] * (len(values) + 1)
+    for k in range(len(values) - 1, -1, -1):
+        out[k] = out[k + 1] + values[k]
+    return out
+
+
+def _key_body(text: str, begin: re.Match[str], window: _EndWindow | None) -> list[tuple[int, int]]:
+    """The spans to redact of the key whose ``BEGIN`` line is ``begin``; ``window`` is the
+    stretch before the next ``END`` line, if any.
+
+    With an ``END`` close after it and a stretch that is mostly base64 (a key, not code that
+    names both markers): every base64 run between the two, whatever the lines around it look
+    like (a numbered view, a diff, ``grep -n`` output, a string in code). Otherwise (a cut-off
+    output, or code that only names the header): the pieces that follow BEGIN while they look
+    like key lines (40 or more base64 characters, or a padded last line after one), so code or docs that
+    merely name the header lose nothing (a line cut short by ``head -c`` is left too)."""
+    if window is not None and begin.end() >= window.start and window.base64_share(begin.end()) >= _KEY_SHARE:
+        return window.runs_after(begin.end())
     pieces: list[tuple[int, int]] = []
     j = begin.end()
     while True:
@@ -259,27 +311,38 @@ def _key_body(text: str, begin: re.Match[str]) -> list[tuple[int, int]]:
             j = header.end()
             continue
         piece = _PEM_PIECE.match(text, k)
-        if piece is None:
+        # a key line is long (64 characters in PEM) or the padded last one; a short word is
+        # code or prose after a header that was only named, and ends the walk
+        short = piece is not None and piece.end() - piece.start() < _KEY_LINE_CHARS
+        if piece is None or (short and (text[piece.end() - 1] != "=" or not pieces)):
             break
         pieces.append(piece.span())
         j = piece.end()
-    while pieces and pieces[-1][1] - pieces[-1][0] < 16 and text[pieces[-1][1] - 1] != "=":
-        pieces.pop()
     return pieces
 
 
 def _redact_private_keys(text: str) -> str:
     """Replace the body of every ``-----BEGIN ... PRIVATE KEY-----`` block piece by piece
-    (line breaks, line prefixes, escapes and ``Proc-Type:``-style headers stay)."""
+    (line breaks, line prefixes, escapes and ``Proc-Type:``-style headers stay). Linear: the
+    next ``END`` is searched for once, and measured once, for all the BEGINs before it."""
     out: list[str] = []
     pos = 0
+    window: _EndWindow | None = None
+    searched = False
     for begin in _PEM_BEGIN.finditer(text):
         if begin.start() < pos:
             continue
-        for a, b in _key_body(text, begin):
+        if not searched or (window is not None and window.end.start() < begin.end()):
+            end = _PEM_END.search(text, begin.end())
+            window, searched = (_EndWindow(text, begin.end(), end) if end is not None else None), True
+        spans = _key_body(text, begin, window)
+        for a, b in spans:
             out.append(text[pos:a])
             out.append(_KEY_MARK)
             pos = b
+        if spans and window is not None and spans[-1][1] <= window.end.start():
+            out.append(text[pos : window.end.start()])  # BEGINs inside a handled block are part of it
+            pos = window.end.start()
     out.append(text[pos:])
     return "".join(out)
 
@@ -309,11 +372,13 @@ def redact_secrets(text: str) -> str:
     if not text or not isinstance(text, str):
         return text
     lower = text.lower()
-    if "private key" in lower:
-        text = _redact_private_keys(text)
-    for _kind, pattern, trigger, sub in _COMPILED:
-        if any(t in lower for t in trigger):
-            text = pattern.sub(sub, text)
-    if "private key" in lower:  # a body piece that ran into another secret is one now
-        text = _redact_private_keys(text)
+    for _ in range(3):  # a secret glued to another is found once its neighbour is a marker
+        before = text
+        if "private key" in lower:
+            text = _redact_private_keys(text)
+        for _kind, pattern, trigger, sub in _COMPILED:
+            if any(t in lower for t in trigger):
+                text = pattern.sub(sub, text)
+        if text == before:
+            break
     return text

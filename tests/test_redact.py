@@ -172,11 +172,42 @@ def test_env_secret_and_private_key_patterns_stay_linear_on_long_lines():
         "A_TOKEN=" * 25_000 + "(",
         "F" * 100_000 + "\nauth token refreshed\n",
         "-----BEGIN PRIVATE KEY-----\n" + "QUJD" * 250_000,
+        "task-" * 40_000,  # the openai-key lookahead
+        "authorization:" * 14_000 + "!",
+        ("-----BEGIN PRIVATE KEY-----\n" * 560 + "-----END PRIVATE KEY-----\n") * 14,  # many BEGINs, one END
+        "-----BEGIN PRIVATE KEY----- offset=1\n" * 20_000,  # no END at all
     ]
     for text in cases:
         t0 = time.monotonic()
         redact_secrets(text)
         assert time.monotonic() - t0 < 2.0, text[:40]
+
+
+def test_private_key_in_json_with_escaped_slashes_and_grep_context_lines():
+    body = [fake("MIIEv", 59, ALNUM + "+/"), fake("Ab/", 61, ALNUM + "/"), fake("zv1Q", 20) + "=="]  # key-length lines
+    php = '{"key":"-----BEGIN PRIVATE KEY-----\\n' + "\\n".join(b.replace("/", "\\/") for b in body)
+    php += '\\n-----END PRIVATE KEY-----\\n"}'
+    out = redact_secrets(php)
+    assert "[REDACTED:private-key]" in out
+    for b in body:
+        for part in b.split("/"):
+            if len(part) >= 8:
+                assert part not in out, out
+    cut = "k.pem-1------BEGIN RSA PRIVATE KEY-----\n" + "".join(f"k.pem-{i}-{b}\n" for i, b in enumerate(KEY_BODY[:2], 2))
+    out = redact_secrets(cut)
+    assert KEY_BODY[0] not in out and KEY_BODY[1] not in out
+
+
+def test_code_that_names_both_markers_keeps_its_lines():
+    code = (
+        'BEGIN = "-----BEGIN PRIVATE KEY-----"\n'
+        "final privateKeyBuilderFactory = new PrivateKeyBuilderFactory();\n"
+        'path = "/etc/ssl/private/server.key"\n'
+        'END = "-----END PRIVATE KEY-----"\n'
+    )
+    assert redact_secrets(code) == code
+    xml = '<match type="string" value="-----BEGIN PGP PRIVATE KEY BLOCK-----" offset="0"/>\n'
+    assert redact_secrets(xml) == xml
 
 
 def test_private_key_headers_one_line_forms_and_cut_off_keys():
@@ -266,6 +297,12 @@ PW = "hunter2" + "hunter2"
         (f"GITHUB_TOKEN={PW} gh pr create", "GITHUB_TOKEN=[REDACTED:env-secret] gh pr create"),
         ("CHAT_PASSWORD=12345678", "CHAT_PASSWORD=[REDACTED:env-secret]"),
         (f"API_TOKEN=user:{PW}", "API_TOKEN=[REDACTED:env-secret]"),
+        (f'                "DB_PASSWORD={PW}",', '                "DB_PASSWORD=[REDACTED:env-secret]",'),  # docker inspect
+        (f".env:3:DB_PASSWORD={PW}", ".env:3:DB_PASSWORD=[REDACTED:env-secret]"),  # grep -n
+        (f"+DB_PASSWORD={PW}", "+DB_PASSWORD=[REDACTED:env-secret]"),  # diff
+        (f"ENV API_TOKEN={PW}", "ENV API_TOKEN=[REDACTED:env-secret]"),  # Dockerfile
+        (f'declare -x GITHUB_TOKEN="{PW}"', 'declare -x GITHUB_TOKEN="[REDACTED:env-secret]"'),  # export -p
+        (f"docker run -e DB_PASSWORD={PW} postgres", "docker run -e DB_PASSWORD=[REDACTED:env-secret] postgres"),
     ],
 )
 def test_credentials_assigned_to_environment_variables(line, expected):
