@@ -27,7 +27,6 @@ REDACTION_MARK = "[REDACTED:"
 # Every character that str.splitlines() treats as a line break; no match may span one.
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _NOT_BREAK = f"[^{_LINE_BREAKS}]"
-_BODY_RUN = re.compile(f"{_NOT_BREAK}+")
 _LINE_BREAK = f"[{_LINE_BREAKS}]"
 _SP = r"[ \t]"  # horizontal space only: a match never joins two lines
 
@@ -57,14 +56,19 @@ def _word_start(m: re.Match[str]) -> bool:
     return i == 0 or m.string[i - 1] not in _WORD
 
 
-def _line_start(m: re.Match[str]) -> bool:
-    """Only spaces (and one quote) come before the match on its line."""
+def _before_on_line(m: re.Match[str], limit: int) -> str | None:
+    """What comes before the match on its line, or None when that is more than ``limit`` characters."""
     s, i = m.string, m.start()
     j = i
-    while j > 0 and s[j - 1] not in _LINE_BREAKS and i - j <= 64:
+    while j > 0 and s[j - 1] not in _LINE_BREAKS and i - j <= limit:
         j -= 1
-    before = s[j:i].strip(" \t\"'")
-    return (j == 0 or s[j - 1] in _LINE_BREAKS) and before.lower() in ("", "proxy-")
+    return s[j:i] if j == 0 or s[j - 1] in _LINE_BREAKS else None
+
+
+def _line_start(m: re.Match[str]) -> bool:
+    """Only spaces (and one quote) come before the match on its line."""
+    before = _before_on_line(m, 64)
+    return before is not None and before.strip(" \t\"'").lower() in ("", "proxy-")
 
 
 def _scheme_before(m: re.Match[str]) -> bool:
@@ -93,12 +97,8 @@ def _assignment_start(m: re.Match[str]) -> bool:
     """The assignment starts its line: only the leads above come before it (not code that
     merely uses the name)."""
     s, i = m.string, m.start()
-    j = i
-    while j > 0 and s[j - 1] not in _LINE_BREAKS and i - j <= 320:
-        j -= 1
-    if j > 0 and s[j - 1] not in _LINE_BREAKS:
-        return False
-    if _ASSIGNMENT_LEAD.fullmatch(s[j:i].lstrip(" \t")) is None:
+    before = _before_on_line(m, 320)
+    if before is None or _ASSIGNMENT_LEAD.fullmatch(before.lstrip(" \t")) is None:
         return False
     end = m.end()
     if end < len(s) and s[end] in "\"'":
@@ -225,7 +225,7 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
     ),
 ]
 
-_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_BEGIN = SECRET_PATTERNS[0][1]
 _PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 #: how far after BEGIN an END is looked for (an 8192-bit RSA key in PEM is about 6.5 KB; escaped,
 #: numbered or diffed views add a little)
