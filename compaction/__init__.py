@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ._compact import DEFAULT_RATIO, ProgressFn, is_marker_line, verify_verbatim
+from ._compact import DEFAULT_RATIO, ProgressFn, handle_line, is_marker_line, verify_verbatim
 from ._config import Limits, Settings
 from ._engine import Engine, get_engine, parse_line_ranges
 from ._exceptions import (
@@ -26,6 +26,7 @@ from ._exceptions import (
     HandleNotFoundError,
     InputError,
     InputTooLargeError,
+    KeepPatternError,
     StoreError,
     StoreUnavailableError,
     TranscriptError,
@@ -54,6 +55,7 @@ __all__ = [
     "count_tokens",
     "verify_verbatim",
     "is_marker_line",
+    "handle_line",
     "parse_line_ranges",
     "agent_query",
     # the engine and its seams
@@ -97,6 +99,7 @@ __all__ = [
     "BinaryInputError",
     "InputTooLargeError",
     "BudgetError",
+    "KeepPatternError",
     "TranscriptError",
     "AssetError",
     "AssetMissingError",
@@ -115,13 +118,22 @@ def compact(
     query: str | None = None,
     keep: Sequence[str] = (),
     markers: bool = True,
+    name_handle: bool = False,
     on_progress: ProgressFn | None = None,
 ) -> CompactResult:
     """Delete the low-signal lines of ``text`` so that it fits ``ratio`` (fraction of
     tokens kept, default 0.5) or ``target_tokens``. Kept lines are verbatim; each omitted
-    run becomes one marker line; ``result.handle`` lets ``expand`` give them back."""
+    run becomes one marker line; ``result.handle`` lets ``expand`` give them back
+    (``name_handle=True``: the text always ends with a line naming it, even over a small budget)."""
     return get_engine().compact(
-        text, ratio=ratio, target_tokens=target_tokens, query=query, keep=keep, markers=markers, on_progress=on_progress
+        text,
+        ratio=ratio,
+        target_tokens=target_tokens,
+        query=query,
+        keep=keep,
+        markers=markers,
+        name_handle=name_handle,
+        on_progress=on_progress,
     )
 
 

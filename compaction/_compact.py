@@ -31,6 +31,7 @@ __all__ = [
     "check_text",
     "compact_text",
     "is_marker_line",
+    "handle_line",
     "verify_verbatim",
     "DEFAULT_RATIO",
     "TOO_SMALL_TOKENS",
@@ -65,6 +66,10 @@ class CompactRequest:
     query: str = ""
     keep: tuple[str, ...] = ()
     markers: bool = True
+    #: end with a line naming the handle whenever lines are omitted and the original is
+    #: stored, even where its tokens make the result go over a small budget (a compacted
+    #: message part is read later, away from the result that holds the handle)
+    name_handle: bool = False
 
     def budget(self, tokens_before: int) -> int:
         if self.ratio is not None and self.target_tokens is not None:
@@ -194,6 +199,12 @@ def _trailer(kept: int, total: int, handle: str | None, *, short: bool = False) 
             f'expand(handle="{handle}", lines="a-b") restores omitted lines ...]'
         )
     return f"[... context-distill: kept {kept} of {total} lines; the original was not stored ...]"
+
+
+def handle_line(handle: str) -> str:
+    """The short line that names a handle (what a result ends with when its budget was too
+    small for the full trailer); for callers that show a result without that line."""
+    return _trailer(0, 0, handle, short=True)
 
 
 def is_marker_line(line: str) -> bool:
@@ -389,7 +400,7 @@ def compact_text(
     with_trailer = markers and trailer_cost <= budget // 5
     if markers and not with_trailer and handle:
         trailer_cost = tok.count(_trailer(n_lines, n_lines, handle, short=True)) + 1
-        with_trailer = short_trailer = trailer_cost <= budget // 4
+        with_trailer = short_trailer = trailer_cost <= budget // 4 or request.name_handle
     if not with_trailer:
         trailer_cost = 0
 

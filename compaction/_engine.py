@@ -9,12 +9,12 @@ import re
 import threading
 from typing import Any, Sequence
 
-from ._compact import CompactRequest, ProgressFn, check_text, compact_text
+from ._compact import DEFAULT_RATIO, CompactRequest, ProgressFn, check_text, compact_text
 from ._config import Settings, default_settings
-from ._exceptions import BudgetError, InputError, StoreError
+from ._exceptions import BudgetError, InputError, KeepPatternError, StoreError
 from ._keep import check_keep_patterns
-from ._messages import check_messages, default_query, iter_text_slots
-from ._results import CompactMessagesResult, CompactResult, ExpandResult
+from ._messages import check_messages, default_query, iter_text_slots, message_text
+from ._results import CompactedPart, CompactMessagesResult, CompactResult, ExpandResult
 from ._scoring import LineScorer
 from ._store import OriginalStore
 from ._tokenizer import Tokenizer, get_tokenizer
@@ -81,13 +81,22 @@ class Engine:
         query: str | None = None,
         keep: Sequence[str] = (),
         markers: bool = True,
+        name_handle: bool = False,
         on_progress: ProgressFn | None = None,
     ) -> CompactResult:
+        """``name_handle``: end with a line naming the handle whenever lines are omitted, even
+        where that line takes the result over a small budget (for text shown apart from the
+        result's ``handle``; by default the line is left out of budgets it would crowd)."""
         checked = check_text(text, self.settings.limits)
         _check_query(query)
         keep = _keep_list(keep)
         request = CompactRequest(
-            ratio=ratio, target_tokens=target_tokens, query=query or "", keep=tuple(keep), markers=markers
+            ratio=ratio,
+            target_tokens=target_tokens,
+            query=query or "",
+            keep=tuple(keep),
+            markers=markers,
+            name_handle=name_handle,
         )
         return compact_text(
             checked,
@@ -112,69 +121,97 @@ class Engine:
         min_tokens: int = 64,
         on_progress: ProgressFn | None = None,
     ) -> CompactMessagesResult:
-        """``on_progress(fraction, message)`` is called after each part is compacted."""
+        """Compact the older messages' text parts (tool results, long messages); the last
+        ``preserve_recent`` messages, parts under ``min_tokens`` and everything that is not
+        text stay as they are. The budget (``ratio`` of all the messages' text tokens, or
+        ``target_tokens``) is shared out over the compactable parts in proportion to their
+        size; each compacted part ends with a line naming its handle. ``on_progress(fraction,
+        message)`` is called after each part is compacted."""
         msgs = check_messages(messages)
         if isinstance(preserve_recent, bool) or not isinstance(preserve_recent, int) or preserve_recent < 0:
             raise InputError(f"preserve_recent must be a whole number >= 0, got {preserve_recent!r}")
         _check_query(query)
         keep = _keep_list(keep)
         check_keep_patterns(keep)  # a bad pattern is the caller's error, not one warning per part
+        if ratio is not None and target_tokens is not None:
+            raise BudgetError("give either ratio or target_tokens, not both")
+        CompactRequest(ratio=ratio, target_tokens=target_tokens).budget(1)  # validates either
         query = query if query else default_query(msgs)
         split = max(0, len(msgs) - preserve_recent)
-        older, recent = msgs[:split], msgs[split:]
         count = self.tokenizer.count
 
-        slots = [s for m in older for s in iter_text_slots(m)]
-        texts = [get() for get, _ in slots]
-        sizes = [count(t) if isinstance(t, str) else 0 for t in texts]
-        recent_tokens = sum(count(get()) for m in recent for get, _ in iter_text_slots(m))
-        tokens_before = sum(sizes) + recent_tokens
+        def text_tokens(ms: Sequence[dict[str, Any]]) -> int:
+            return sum(count(t) for m in ms for t in message_text(m))
 
-        if target_tokens is not None:
-            if ratio is not None:
-                raise BudgetError("give either ratio or target_tokens, not both")
-            CompactRequest(target_tokens=target_tokens).budget(1)  # validates
-            compactable = sum(s for s in sizes if s >= min_tokens)
-            room = target_tokens - recent_tokens - (sum(sizes) - compactable)
-            eff_ratio = min(1.0, max(room, 1) / compactable) if compactable else 1.0
-        else:
-            eff_ratio = CompactRequest(ratio=ratio).budget(1000) / 1000 if ratio is not None else None
-
-        handles: list[str] = []
-        warnings: list[str] = []
-        parts = 0
+        slots = [(k, slot) for k, m in enumerate(msgs[:split]) for slot in iter_text_slots(m)]
+        texts = [get() for _, (get, _) in slots]
+        sizes = [count(t) for t in texts]
         todo = [i for i, (text, size) in enumerate(zip(texts, sizes)) if size >= min_tokens and text.strip()]
+        tokens_before = text_tokens(msgs)
+        compactable = sum(sizes[i] for i in todo)
+        fixed = tokens_before - compactable  # recent messages, small parts, system prompts, tool inputs
+        if target_tokens is not None:
+            target = target_tokens
+        else:
+            target = CompactRequest(ratio=ratio).budget(tokens_before)
+        share = min(1.0, max(target - fixed, 0) / compactable) if compactable else 1.0
+
+        parts: list[CompactedPart] = []
+        warnings: list[str] = []
+
+        def warn(w: str) -> None:
+            if w not in warnings:
+                warnings.append(w)
+
         for done, i in enumerate(todo, 1):
-            (get, set_), text = slots[i], texts[i]
+            k, (_, set_) = slots[i]
             if on_progress is not None:
                 on_progress((done - 1) / len(todo), f"compacting message part {done} of {len(todo)}")
+            request = CompactRequest(
+                target_tokens=max(1, int(sizes[i] * share)),
+                query=query,
+                keep=keep,
+                markers=markers,
+                name_handle=True,
+            )
             try:
-                res = self.compact(text, ratio=eff_ratio, query=query, keep=keep, markers=markers)
+                res = compact_text(
+                    check_text(texts[i], self.settings.limits),
+                    request,
+                    scorer=self.scorer,
+                    tokenizer=self.tokenizer,
+                    limits=self.settings.limits,
+                    store=self._store_original,
+                )
+            except KeepPatternError:
+                raise  # the same for every part: the caller's error
             except InputError as exc:
-                warnings.append(f"a part was left as it was: {exc}")
+                warn(f"message {k}: a part was left as it was: {exc}")
                 continue
             if res.tokens_after < res.tokens_before:
                 set_(res.text)
-                parts += 1
-                if res.handle:
-                    handles.append(res.handle)
-                warnings.extend(w for w in res.warnings if w not in warnings)
+                parts.append(CompactedPart(message=k, tokens_before=res.tokens_before, tokens_after=res.tokens_after, handle=res.handle))
+                for w in res.warnings:
+                    if not _about_part_budget(w):  # the whole result's budget is checked below
+                        warn(f"message {k}: {w}")
         if on_progress is not None:
-            on_progress(1.0, f"compacted {parts} of {len(todo)} message parts")
-        out = older + recent
-        tokens_after = sum(count(get()) for m in out for get, _ in iter_text_slots(m))
-        if target_tokens is not None and tokens_after > target_tokens:
-            warnings.append(
-                f"the result holds {tokens_after} tokens of text, over target_tokens={target_tokens}: the "
-                f"{preserve_recent} most recent messages ({recent_tokens} tokens) and parts under {min_tokens} "
-                "tokens are never compacted; lower preserve_recent to go further"
+            on_progress(1.0, f"compacted {len(parts)} of {len(todo)} message parts")
+        tokens_after = text_tokens(msgs)
+        if tokens_after > target:
+            asked = f"target_tokens={target_tokens}" if target_tokens is not None else f"ratio={ratio if ratio is not None else DEFAULT_RATIO} ({target} tokens)"
+            warn(
+                f"the result holds {tokens_after} tokens of text, over {asked}: the {min(preserve_recent, len(msgs))} "
+                f"most recent messages, system prompts, tool inputs and parts under {min_tokens} tokens "
+                f"({fixed} tokens in all) are never compacted, and each compacted part keeps its omission markers "
+                "and a line naming its handle; lower preserve_recent to go further"
             )
         return CompactMessagesResult(
-            messages=out,
+            messages=msgs,
             tokens_before=tokens_before,
             tokens_after=tokens_after,
-            compacted_parts=parts,
-            handles=handles,
+            compacted_parts=len(parts),
+            handles=[p.handle for p in parts if p.handle],
+            parts=parts,
             query=query,
             warnings=warnings,
         )
@@ -256,6 +293,12 @@ def get_engine() -> Engine:
             if _engine is None:
                 _engine = Engine()
     return _engine
+
+
+def _about_part_budget(warning: str) -> bool:
+    """True for ``compact_text``'s warnings about its own budget: for a message part that is
+    its share of the caller's budget, a number the caller never gave."""
+    return "budget" in warning or "too small to compact" in warning
 
 
 def _check_query(query: object) -> None:

@@ -6,6 +6,7 @@
     │   ├── BinaryInputError        bytes that are not text (NUL bytes, invalid UTF-8)
     │   ├── InputTooLargeError      over the configured size limit
     │   ├── BudgetError             ratio / target_tokens out of range
+    │   ├── KeepPatternError        a keep pattern that is invalid or runs past its time limit
     │   └── TranscriptError         a transcript that cannot be read at all
     ├── AssetError                  a shipped file (tokenizer, model) is unusable
     │   ├── AssetMissingError       not found where it should be
@@ -26,6 +27,7 @@ __all__ = [
     "BinaryInputError",
     "InputTooLargeError",
     "BudgetError",
+    "KeepPatternError",
     "TranscriptError",
     "AssetError",
     "AssetMissingError",
@@ -58,6 +60,11 @@ class InputTooLargeError(InputError):
 
 class BudgetError(InputError):
     pass
+
+
+class KeepPatternError(InputError):
+    """A ``keep`` pattern is invalid, unsupported, or ran past its time limit: the same for
+    every part of an input, so it is the caller's error, never a per-part warning."""
 
 
 class TranscriptError(InputError):

@@ -93,7 +93,9 @@ def make_handoff(
         goal_text = goal.strip()
     goal_lines = d.fit(goal_text, max(60, budget_tokens // 6), query)
     goal_block = "\n".join(goal_lines)
-    latest_block = "\n".join(d.fit(latest, max(40, budget_tokens // 8), query)) if latest else None
+    # the latest request, unless it is the goal itself (fitted to another size, it would not compare equal below)
+    same = latest is not None and latest.strip() == goal_text.strip()
+    latest_block = "\n".join(d.fit(latest, max(40, budget_tokens // 8), query)) if latest and not same else None
 
     # the current state is the session's end: after its last compaction, and in its last 40%
     marks = t.boundaries
@@ -147,12 +149,18 @@ def make_handoff(
     for w in d.warnings:
         if w not in warnings:
             warnings.append(w)
+    tokens = d.count(text)
+    if tokens > budget_tokens:
+        warnings.append(
+            f"the handoff holds {tokens} tokens, over budget_tokens={budget_tokens}: its goal, latest request, "
+            "working directory, file list and transcript path are never dropped"
+        )
     return HandoffResult(
         text=text,
         goal=redact_secrets(goal_text),
         latest_request=redact_secrets(latest) if latest else None,
         files=[HandoffFile(path=f.path, reasons=list(f.reasons), score=f.score) for f in files],
-        tokens=d.count(text),
+        tokens=tokens,
         budget_tokens=budget_tokens,
         session_id=t.session_id,
         cwd=t.cwd,

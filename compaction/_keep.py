@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import regex
 
-from ._exceptions import InputError
+from ._exceptions import InputError, KeepPatternError
 
 __all__ = ["check_keep_patterns", "keep_pattern_lines", "MAX_PATTERNS", "MAX_PATTERN_CHARS", "MAX_UNROLLED"]
 
@@ -63,11 +63,11 @@ def keep_pattern_lines(bodies: Sequence[str], keep: Sequence[str], seconds: floa
                 hit = p.search(body, timeout=min(left, seconds))
             except TimeoutError:
                 if left < seconds:  # what ran out is the limit for all of them, not this search's
-                    raise InputError(
+                    raise KeepPatternError(
                         f"the keep patterns ran past their time limit of {total:.1f} s on this input ({len(bodies)} "
                         f"lines, {len(patterns)} patterns, stopped at {source!r}); use fewer or simpler patterns"
                     ) from None
-                raise InputError(
+                raise KeepPatternError(
                     f"keep pattern {source!r} ran past its time limit on one line of this input "
                     "(catastrophic backtracking?); simplify it, e.g. without nested repetition like (a+)+"
                 ) from None
@@ -83,30 +83,30 @@ def check_keep_patterns(keep: Sequence[str]) -> None:
 
 def _compile_all(keep: Sequence[str]) -> list["regex.Pattern[str]"]:
     if len(keep) > MAX_PATTERNS:
-        raise InputError(f"too many keep patterns ({len(keep)}); at most {MAX_PATTERNS}")
+        raise KeepPatternError(f"too many keep patterns ({len(keep)}); at most {MAX_PATTERNS}")
     return [_compile(p) for p in keep]
 
 
 def _compile(p: object) -> "regex.Pattern[str]":
     if not isinstance(p, str) or not p:
-        raise InputError(f"keep patterns must be non-empty strings, got {p!r}")
+        raise KeepPatternError(f"keep patterns must be non-empty strings, got {p!r}")
     if len(p) > MAX_PATTERN_CHARS:
-        raise InputError(f"a keep pattern is {len(p)} characters long; at most {MAX_PATTERN_CHARS}")
+        raise KeepPatternError(f"a keep pattern is {len(p)} characters long; at most {MAX_PATTERN_CHARS}")
     try:
         with warnings.catch_warnings():  # "Possible nested set": re's reading is the one kept
             warnings.simplefilter("ignore", FutureWarning)
             re.compile(p)
     except (re.error, RecursionError, OverflowError) as exc:
-        raise InputError(f"keep pattern {p!r} is not a valid regular expression: {_one_line(exc)}") from None
+        raise KeepPatternError(f"keep pattern {p!r} is not a valid regular expression: {_one_line(exc)}") from None
     if _unrolled_size(p) > MAX_UNROLLED:
-        raise InputError(
+        raise KeepPatternError(
             f"keep pattern {p!r} repeats too much (its counted repeats multiply past {MAX_UNROLLED:,}); "
             "use + or * instead of large {n} counts"
         )
     try:
         return regex.compile(_as_re_means_it(p), cache_pattern=False)
     except (regex.error, RecursionError, OverflowError, ValueError) as exc:  # not expected after re accepted it
-        raise InputError(f"keep pattern {p!r} is not supported: {_one_line(exc)}") from None
+        raise KeepPatternError(f"keep pattern {p!r} is not supported: {_one_line(exc)}") from None
 
 
 def _as_re_means_it(p: str) -> str:

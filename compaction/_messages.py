@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 from ._exceptions import InputError
 from ._query import agent_query
 
-__all__ = ["iter_text_slots", "last_user_text", "default_query", "check_messages"]
+__all__ = ["iter_text_slots", "last_user_text", "default_query", "check_messages", "message_text"]
 
 # A slot is (getter, setter) over one string inside a message.
 Slot = tuple[Callable[[], str], Callable[[str], None]]
@@ -74,7 +74,7 @@ def _assistant_text(m: dict[str, Any]) -> str:
     content = m.get("content")
     for p in content if isinstance(content, list) else []:
         if isinstance(p, dict) and p.get("type") == "tool_use" and p.get("input") is not None:
-            parts.append(json.dumps(p["input"], ensure_ascii=False)[:1000])
+            parts.append(json.dumps(p["input"], ensure_ascii=False, default=str)[:1000])
     calls = m.get("tool_calls")
     for call in calls if isinstance(calls, list) else []:
         fn = call.get("function") if isinstance(call, dict) else None
@@ -110,3 +110,27 @@ def iter_text_slots(message: dict[str, Any]) -> Iterator[Slot]:
     if message.get("role") in ("system", "developer"):
         return
     yield from _slots_in_content(message, "content")
+
+
+#: keys whose values a model does not read as text (ids, kinds, signatures, cache hints)
+_NOT_TEXT_KEYS = frozenset({"role", "type", "id", "tool_use_id", "tool_call_id", "call_id", "cache_control", "signature"})
+#: content blocks that are not text (their base64 data is not read as tokens of text)
+_NOT_TEXT_BLOCKS = frozenset({"image", "image_url", "input_image", "document", "input_file", "file", "redacted_thinking"})
+
+
+def message_text(message: Any) -> Iterator[str]:
+    """Every string of one message that a model reads as text: contents, tool-call names and
+    arguments, tool inputs, thinking, system prompts; not ids, kinds or image data. What
+    ``compact_messages`` counts as the messages' tokens."""
+    stack = [message]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            yield x
+        elif isinstance(x, dict):
+            kind = x.get("type")
+            if isinstance(kind, str) and kind in _NOT_TEXT_BLOCKS:
+                continue
+            stack.extend(v for k, v in x.items() if k not in _NOT_TEXT_KEYS)
+        elif isinstance(x, list):
+            stack.extend(reversed(x))

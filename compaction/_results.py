@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CompactResult", "CompactMessagesResult", "ExpandResult"]
+__all__ = ["CompactResult", "CompactedPart", "CompactMessagesResult", "ExpandResult"]
 
 LineRange = tuple[int, int]
 
@@ -44,12 +44,20 @@ class CompactResult(_Frozen):
         return self.tokens_after / self.tokens_before if self.tokens_before else 1.0
 
 
-class CompactMessagesResult(_Frozen):
-    messages: list[dict[str, Any]] = Field(description="The messages in their original shape, older text compacted.")
+class CompactedPart(_Frozen):
+    message: int = Field(description="0-based index of the message the part is in.")
     tokens_before: int
     tokens_after: int
+    handle: str | None = Field(description="Handle of the part's stored original (also named on the part's last line).")
+
+
+class CompactMessagesResult(_Frozen):
+    messages: list[dict[str, Any]] = Field(description="The messages in their original shape, older text compacted.")
+    tokens_before: int = Field(description="o200k_base tokens of all text in the messages (tool inputs and system prompts included).")
+    tokens_after: int = Field(description="The same count after compaction, markers included.")
     compacted_parts: int = Field(description="How many text parts were compacted.")
     handles: list[str] = Field(default_factory=list, description="Handles of the stored originals, in message order.")
+    parts: list[CompactedPart] = Field(default_factory=list, description="Each compacted part: its message, token counts and handle.")
     query: str
     warnings: list[str] = Field(default_factory=list)
 

@@ -114,22 +114,34 @@ class Distiller:
     def fit(self, text: str, tokens: int, query: str) -> list[str]:
         """``text`` as lines within about ``tokens``: whole if it fits, else compacted by
         the deletion model (multi-line) or cut at a word (one line). Lines stay verbatim;
-        markers and ``ELLIPSIS`` are the only additions."""
+        ``OMITTED`` lines (each for a run of omitted lines) and ``ELLIPSIS`` are the only
+        additions. Nothing is stored: a summary has no handle to expand omitted lines by."""
         text = text.strip("\n")
         if self.count(text) <= tokens:
             return [ln for ln in text.splitlines() if ln.strip()] or [text]
         lines = [ln for ln in text.splitlines() if ln.strip()]
         if len(lines) > 1:
-            self.scorer()
+            scorer = self.scorer()
             try:
-                res = self.engine.compact(text, target_tokens=max(8, tokens), query=query)
-                out = [ln for ln in res.text.splitlines() if ln.strip() and not _is_trailer(ln)]
-                out = [clip_line(ln, max(80, tokens * 4)) for ln in out]
-                if out:
+                quiet = Engine(scorer=scorer, tokenizer=self.tok, settings=self.engine.settings, store=False)
+                res = quiet.compact(text, target_tokens=max(8, tokens), query=query)
+                out = [OMITTED if is_marker_line(ln) else ln for ln in res.text.splitlines() if ln.strip() and not _is_trailer(ln)]
+                out = [self.clip(ln, max(20, tokens)) for ln in out]
+                if any(ln != OMITTED for ln in out):
                     return out
             except InputError:
                 pass
-        return [clip_line(lines[0] if lines else text, max(40, int(tokens * 3.5)))]
+        return [self.clip(lines[0] if lines else text, max(10, tokens))]
+
+    def clip(self, line: str, tokens: int) -> str:
+        """``line`` cut at a word to about ``tokens`` tokens (``clip_line`` by characters,
+        shortened until the tokenizer agrees: CJK text has about one character per token)."""
+        limit = max(40, int(tokens * 3.5))
+        out = clip_line(line, limit)
+        while limit > 8 and self.count(out) > tokens + 2:
+            limit = int(limit * 0.75)
+            out = clip_line(line, limit)
+        return out
 
     def rank(self, texts: list[str], query: str) -> np.ndarray:
         """The deletion model's view of each line, as a percentile rank in [0, 1]."""
@@ -153,6 +165,11 @@ class Distiller:
             return np.zeros(len(texts))
         order = np.argsort(np.argsort(s, kind="stable"), kind="stable")
         return order / max(1, len(texts) - 1)
+
+
+#: what a run of lines omitted from a summarized text becomes (its ``[a-b omitted]`` marker
+#: would promise an expand that a summary cannot give)
+OMITTED = "[…]"
 
 
 def _is_trailer(line: str) -> bool:
@@ -260,6 +277,8 @@ def _steps(events: list[Any]) -> list[int]:
 
 def _render_recent_event(d: Distiller, e: Any, query: str, cap: int) -> list[str]:
     k = e.kind
+    if k in ("user", "assistant") and not e.text.strip():  # e.g. an assistant message of blank lines
+        return []
     if k == "user":
         lines = d.fit(e.text, cap, query)
         return [f"- [user] {lines[0]}"] + ["    " + ln for ln in lines[1:]]

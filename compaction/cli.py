@@ -255,6 +255,8 @@ def _cmd_compact(args: argparse.Namespace) -> int:
         _print_text(result.text)
         for w in result.warnings:
             print(f"context-distill: warning: {w}", file=sys.stderr)
+        if result.handle and result.handle not in result.text:  # a small budget left its line out
+            print(f"context-distill: omitted lines: context-distill expand {result.handle} LINES", file=sys.stderr)
     return EXIT_OK
 
 

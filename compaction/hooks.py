@@ -406,7 +406,7 @@ def _shrink(text: Any, query: str, cfg: HookConfig, engine: Any) -> str | None:
     target = max(int(tokens * cfg.ratio), cfg.min_keep_tokens)
     if target >= tokens:
         return None
-    res = eng.compact(text, target_tokens=target, query=query or None)
+    res = eng.compact(text, target_tokens=target, query=query or None, name_handle=True)
     if res.tokens_after >= tokens or not res.omitted_line_ranges:
         return None
     _log("info", f"PostToolUse: {tokens} -> {res.tokens_after} tokens ({len(text)} -> {len(res.text)} chars) scorer={res.scorer}", stderr=False)
@@ -435,7 +435,7 @@ def _shrink_to_chars(text: Any, query: str, engine: Any, limit: int) -> str | No
     for _ in range(5):
         if target < 40:
             break
-        res = eng.compact(text, target_tokens=target, query=query or None)
+        res = eng.compact(text, target_tokens=target, query=query or None, name_handle=True)
         if len(res.text) <= limit:
             if best is None or len(res.text) > len(best.text):
                 best = res

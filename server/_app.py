@@ -30,6 +30,7 @@ from compaction._paths import check_allowed_file
 from compaction.cli import status_report
 
 from ._models import (
+    CompactedPartOut,
     CompactOutput,
     ContextStatusOutput,
     ExpandOutput,
@@ -267,7 +268,10 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
                 scorer=r.scorer,
                 warnings=r.warnings,
             )
-            return _result(r.text, out)
+            shown = r.text
+            if r.handle and r.handle not in shown:  # a small budget left the handle out of the text
+                shown += ("\n" if shown and not shown.endswith("\n") else "") + compaction.handle_line(r.handle) + "\n"
+            return _result(shown, out)
         m = await work(
             lambda: rt.engine.compact_messages(
                 messages,
@@ -286,6 +290,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             tokens_after=m.tokens_after,
             handle=m.handles[0] if m.handles else None,
             handles=m.handles,
+            parts=[CompactedPartOut(**p.model_dump()) for p in m.parts],
             query=m.query,
             scorer=rt.scorer_name,
             warnings=m.warnings,

@@ -17,6 +17,13 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CompactedPartOut(_Out):
+    message: int = Field(description="0-based index of the message the part is in.")
+    tokens_before: int
+    tokens_after: int
+    handle: str | None = None
+
+
 class CompactOutput(_Out):
     text: str | None = Field(
         None, description="The compacted text (for `text` input): kept lines verbatim, each omitted run one marker line."
@@ -35,9 +42,16 @@ class CompactOutput(_Out):
     tokens_before: int = Field(description="o200k_base tokens in the input.")
     tokens_after: int = Field(description="o200k_base tokens in the result, markers included.")
     handle: str | None = Field(
-        None, description="Handle of the stored original: call `expand` with it to get omitted lines back."
+        None,
+        description="Handle of the stored original: call `expand` with it to get omitted lines back "
+        "(for `messages`: the first compacted part's; see `parts`).",
     )
-    handles: list[str] = Field(default_factory=list, description="Handles of every compacted message part.")
+    handles: list[str] = Field(default_factory=list, description="Handles of every compacted message part, in message order.")
+    parts: list[CompactedPartOut] = Field(
+        default_factory=list,
+        description="messages only: each compacted part's message index (0-based), token counts and handle; "
+        "each part's last line also names its handle.",
+    )
     query: str = Field("", description="The query lines were scored against.")
     scorer: str = Field("", description="Which ranker chose the lines.")
     warnings: list[str] = Field(default_factory=list)

@@ -334,3 +334,88 @@ def test_compact_messages_says_when_the_target_cannot_be_met(engine):
     r = engine.compact_messages(msgs, target_tokens=100, preserve_recent=1)
     assert r.tokens_after > 100
     assert any("over target_tokens=100" in w for w in r.warnings)
+
+
+def _small_output(tag: str, n: int) -> str:
+    return "\n".join(f"{tag} line {i}: value={i * 37 % 101} status={'ok' if i % 5 else 'fail'}" for i in range(n))
+
+
+def test_every_compacted_message_part_names_its_handle_and_the_parts_map_to_them(engine):
+    # parts so small that their share of the budget cannot hold the handle line: it is there anyway
+    msgs = [
+        {"role": "user", "content": "find the failing module"},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": _small_output("alpha", 10)}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "b", "content": _small_output("beta", 10)}]},
+        {"role": "assistant", "content": "done"},
+        {"role": "user", "content": "ok"},
+    ]
+    r = engine.compact_messages(msgs, ratio=0.2)
+    assert r.compacted_parts == 2 and [p.message for p in r.parts] == [1, 2]
+    for part in r.parts:
+        text = r.messages[part.message]["content"][0]["content"]
+        assert f'expand(handle="{part.handle}")' in text.splitlines()[-1]
+        assert part.tokens_after < part.tokens_before
+        assert engine.expand(part.handle).text == msgs[part.message]["content"][0]["content"]
+    assert r.handles == [p.handle for p in r.parts]
+
+
+def test_message_tokens_count_system_prompts_and_tool_inputs_and_the_target_covers_them(engine):
+    import json
+
+    big = "\n".join(f"def f{i}(x): return x*{i}" for i in range(300))
+    msgs = [
+        {"role": "system", "content": big},
+        {"role": "user", "content": "write a.py"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "write", "arguments": json.dumps({"path": "a.py", "content": big})}}]},
+        {"role": "tool", "tool_call_id": "c", "content": "ok"},
+        {"role": "user", "content": "thanks"},
+        {"role": "assistant", "content": "done"},
+    ]
+    size = engine.tokenizer.count(big)
+    r = engine.compact_messages(msgs, target_tokens=500)
+    assert r.tokens_before > 2 * size - 50  # the system prompt and the tool call's arguments count
+    assert r.tokens_after == r.tokens_before and r.compacted_parts == 0
+    assert any("over target_tokens=500" in w and "system prompts, tool inputs" in w for w in r.warnings), r.warnings
+
+
+def test_message_ratio_is_a_share_of_all_the_messages_and_an_unmet_one_says_so(engine):
+    msgs = [{"role": "user", "content": LOG}, {"role": "assistant", "content": LOG}, {"role": "user", "content": LOG}]
+    r = engine.compact_messages(msgs, ratio=0.5, preserve_recent=1)
+    # the last message (a third of the tokens) stays whole, so the two older ones shrink to about a quarter each
+    assert r.tokens_after <= 0.5 * r.tokens_before + 2 * 30, (r.tokens_after, r.tokens_before)
+    r = engine.compact_messages(msgs, ratio=0.1, preserve_recent=1)
+    assert r.tokens_after > 0.1 * r.tokens_before
+    assert any("over ratio=0.1" in w for w in r.warnings), r.warnings
+    r = engine.compact_messages([{"role": "user", "content": LOG}], ratio=0.3)  # all of it is recent
+    assert r.compacted_parts == 0 and any("over ratio=0.3" in w for w in r.warnings)
+
+
+def test_a_runaway_keep_pattern_fails_the_messages_call_once(tmp_path):
+    limits = Limits(keep_pattern_seconds=0.2)
+    eng = Engine(scorer=BM25Scorer(), settings=Settings(cache_dir=tmp_path / "c", data_dir=tmp_path / "d", limits=limits))
+    body = "a" * 3000 + "!"
+    msgs = [{"role": "user", "content": "\n".join([body] * 5 + [f"line {i}" for i in range(60)])} for _ in range(6)]
+    msgs.append({"role": "user", "content": "go"})
+    with pytest.raises(compaction.KeepPatternError, match="time limit"):
+        eng.compact_messages(msgs, keep=[r"(a|aa)+$"], preserve_recent=1)
+
+
+def test_tool_inputs_that_are_not_json_data_do_not_break_the_default_query(engine):
+    import datetime
+
+    msgs = [
+        {"role": "user", "content": "check the dates"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "q", "input": {"v": datetime.date(2024, 1, 1)}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": LOG}]},
+        {"role": "user", "content": "and now?"},
+    ]
+    r = engine.compact_messages(msgs, ratio=0.3, preserve_recent=1)
+    assert "2024-01-01" in r.query and r.compacted_parts == 1
+
+
+def test_name_handle_puts_the_handle_line_in_even_under_a_small_budget(engine):
+    plain = engine.compact(LOG, target_tokens=60)
+    assert plain.handle and plain.handle not in plain.text  # the line would crowd a 60-token budget
+    named = engine.compact(LOG, target_tokens=60, name_handle=True)
+    assert named.text.splitlines()[-1] == compaction.handle_line(named.handle)
+    assert compaction.verify_verbatim(LOG, named.text) and engine.expand(named.handle).text == LOG

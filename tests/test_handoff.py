@@ -97,3 +97,36 @@ def test_current_state_carries_verbatim_errors_and_test_results(engine):
     assert "1 failed, 3 passed in 0.02s" in h.text
     assert [f.path for f in h.files][0] == "calc/ops.py" and "edited" in h.files[0].reasons
     assert "The bug is a minus sign instead of a plus." in h.text
+
+
+def test_a_long_goal_is_cut_with_plain_ellipses_not_markers_that_promise_an_expand(engine, tmp_path):
+    from compaction import Settings, is_marker_line
+
+    eng = Engine(scorer=BM25Scorer(), settings=Settings(cache_dir=tmp_path / "cache", data_dir=tmp_path / "data"))
+    task = "Please fix the parser.\n" + "\n".join(f"context line {i}: parser state {i * 7}" for i in range(200))
+    h = make_handoff([{"role": "user", "content": task + "\nThe failing test is test_parse_nested"},
+                      {"role": "assistant", "content": "Looking."}], engine=eng)
+    assert "\n[…]\n" in h.text and not any(is_marker_line(ln) for ln in h.text.splitlines())
+    assert h.text.count("Please fix the parser.") == 1  # the latest request is the goal: shown once
+    assert not (tmp_path / "cache").exists()  # nothing was stored for handles nobody can see
+
+
+@pytest.mark.parametrize("budget", [200, 500])
+def test_cjk_text_stays_within_the_budget(engine, budget):
+    goal = "修复登录页面的错误并确保所有测试通过" * 100
+    h = make_handoff([{"role": "user", "content": goal}, {"role": "assistant", "content": "好的"},
+                      {"role": "user", "content": "继续" * 200}], engine=engine, budget_tokens=budget)
+    assert h.tokens <= budget and not h.warnings
+
+
+def test_a_handoff_over_its_budget_says_so(engine, tmp_path):
+    cwd = "/" + "/".join(f"very-long-folder-name-{i}" for i in range(120))  # never cut: a path must stay whole
+    rows = [json.loads(x) for x in (FIX / "short.jsonl").read_text().splitlines() if x.strip()]
+    for row in rows:
+        if "cwd" in row:
+            row["cwd"] = cwd
+    path = tmp_path / "long-cwd.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    h = make_handoff(path, engine=engine, budget_tokens=200)
+    assert h.cwd == cwd and f"Working directory: {cwd}" in h.text
+    assert h.tokens > 200 and any("over budget_tokens=200" in w for w in h.warnings), (h.tokens, h.warnings)

@@ -158,9 +158,20 @@ def test_compact_messages_and_keep_patterns():
             tools = {t.name: t for t in (await c.list_tools()).tools}
             r = await c.call_tool("compact", {"messages": messages, "ratio": 0.3, "preserve_recent": 2})
             k = await c.call_tool("compact", {"text": text, "ratio": 0.1, "keep": [r"^Ran \d+ tests"]})
-            return check_structured(tools["compact"], r), check_structured(tools["compact"], k)
+            tiny = await c.call_tool("compact", {"text": text, "target_tokens": 60})
+            check_structured(tools["compact"], tiny)
+            return check_structured(tools["compact"], r), check_structured(tools["compact"], k), tiny
 
-    m, k = run(go)
+    m, k, tiny = run(go)
+    # a budget too small for the handle line: the text the agent reads still names the handle,
+    # while structuredContent.text stays the compacted text itself
+    shown = tiny.content[0].text
+    handle = tiny.structured_content["handle"]
+    assert handle not in tiny.structured_content["text"]
+    assert shown.startswith(tiny.structured_content["text"]) and shown.splitlines()[-1] == compaction.handle_line(handle)
+    # each compacted part says which message it is in and names its handle on its last line
+    assert [p["message"] for p in m["parts"]] == [2] and m["parts"][0]["handle"] == m["handles"][0]
+    assert m["messages"][2]["content"][0]["content"].splitlines()[-1].count(m["handles"][0]) == 1
     assert m["tokens_after"] < m["tokens_before"]
     assert len(m["messages"]) == len(messages)
     assert m["messages"][-2:] == messages[-2:]

@@ -334,3 +334,26 @@ def test_a_small_budget_is_met_unless_the_user_messages_alone_exceed_it(shared_d
     for budget in (300, 1000, 3000):
         r = compaction.summarize(path, engine=eng, budget_tokens=budget, recent_turns=0)
         assert r.tokens <= budget and not r.warnings, (budget, r.tokens, r.warnings)
+
+
+def test_blank_assistant_messages_leave_no_empty_lines_in_recent_turns(engine):
+    s = summarize(
+        [{"role": "user", "content": "start"}, {"role": "assistant", "content": "\n\n"}, {"role": "assistant", "content": "Server started."}],
+        engine=engine,
+    )
+    recent = s.text.split("## Recent turns", 1)[1]
+    assert "- [assistant] Server started." in recent
+    assert not any(ln.strip() == "- [assistant]" for ln in recent.splitlines())
+
+
+def test_tool_inputs_that_are_not_json_data_are_read_as_text(engine):
+    import datetime
+
+    msgs = [
+        {"role": "user", "content": "check the dates"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "query", "input": {"day": datetime.date(2024, 1, 1), "raw": b"x", "ids": {3}}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "no rows"}]},
+    ]
+    assert "check the dates" in summarize(msgs, engine=engine).text
+    assert "2024-01-01" in compaction.make_handoff(msgs, engine=engine).text + summarize(msgs, engine=engine).text
+    assert compaction.context_status(msgs).tokens_used > 0

@@ -90,11 +90,11 @@ def _read(source: Any, fmt: str, subagents: bool) -> Transcript:
         return source
     if isinstance(source, list):
         if fmt in ("claude-code",):
-            return parse_claude_code_lines([json.dumps(r) for r in source])
+            return parse_claude_code_lines([json.dumps(r, default=str) for r in source])
         if fmt == "text":
             raise InputError("a list of messages cannot be read as plain text")
         if looks_like_claude_code(source[:50]) and fmt == "auto":
-            return parse_claude_code_lines([json.dumps(r) for r in source])
+            return parse_claude_code_lines([json.dumps(r, default=str) for r in source])
         return parse_messages(source, fmt=fmt)
     if isinstance(source, dict) and isinstance(source.get("messages"), list):
         return parse_messages(source["messages"], fmt=fmt, system=source.get("system"))

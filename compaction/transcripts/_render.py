@@ -34,7 +34,7 @@ def tool_input_text(name: str, inp: dict[str, Any]) -> str:
                 parts.append(f"- [{td.get('status', '')}] {td.get('content', '')}")
     if parts:
         return "\n".join(parts)
-    return json.dumps(inp, ensure_ascii=False)
+    return json.dumps(inp, ensure_ascii=False, default=str)
 
 
 def render_event(e: Any) -> str:

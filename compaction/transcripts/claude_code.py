@@ -70,7 +70,7 @@ def _block_text(content: Any) -> str:
         return "\n".join(parts)
     if isinstance(content, dict) and isinstance(content.get("text"), str):
         return content["text"]
-    return json.dumps(content, ensure_ascii=False)
+    return json.dumps(content, ensure_ascii=False, default=str)
 
 
 def _patch_text(patch: Any) -> str | None:

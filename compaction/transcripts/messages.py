@@ -49,7 +49,7 @@ def _parts_text(content: Any) -> str:
                 elif p.get("type") in ("image", "image_url", "input_image"):
                     out.append("[image]")
         return "\n".join(out)
-    return json.dumps(content, ensure_ascii=False)
+    return json.dumps(content, ensure_ascii=False, default=str)
 
 
 def _args(raw: Any) -> dict[str, Any]:
