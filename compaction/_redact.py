@@ -1,5 +1,6 @@
 """Redaction of secrets (API keys, tokens, private keys, auth headers, credentials assigned
-to environment variables) from text we store.
+to environment variables or stored under a credential's name in JSON, YAML, code and config)
+from text we store.
 
 Used on everything written to disk or handed to another agent: the originals cache,
 stored handoffs and summaries. Each secret is replaced by ``[REDACTED:<kind>]``; the
@@ -12,12 +13,15 @@ keeps its ``BEGIN``/``END`` lines and each of its body lines becomes one marker.
 
 Patterns are chosen to leave ordinary tool output alone: git SHAs, UUIDs, hashes,
 base64 blobs and code that merely *names* an ``authorization`` variable are not
-touched; only values that have the shape of a credential are.
+touched; only values that have the shape of a credential are. Under a credential's name
+(``"password": ...``, ``db_password=...``) only a literal is redacted: code that reads a
+password (``password = request.form["password"]``), references, placeholders and dummies stay.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 
 __all__ = ["redact_secrets", "SECRET_PATTERNS", "REDACTION_MARK"]
@@ -56,13 +60,16 @@ def _word_start(m: re.Match[str]) -> bool:
     return i == 0 or m.string[i - 1] not in _WORD
 
 
-def _before_on_line(m: re.Match[str], limit: int) -> str | None:
-    """What comes before the match on its line, or None when that is more than ``limit`` characters."""
-    s, i = m.string, m.start()
-    j = i
-    while j > 0 and s[j - 1] not in _LINE_BREAKS and i - j <= limit:
-        j -= 1
-    return s[j:i] if j == 0 or s[j - 1] in _LINE_BREAKS else None
+def _before_on_line(m: re.Match[str], limit: int, at: int | None = None) -> str | None:
+    """What comes before the match (or position ``at``) on its line, or None when that is more
+    than ``limit`` + 1 characters."""
+    s = m.string
+    i = m.start() if at is None else at
+    lo = max(0, i - limit - 2)
+    brk = max(s.rfind(c, lo, i) for c in _LINE_BREAKS)
+    if brk >= 0:
+        return s[brk + 1 : i]
+    return s[:i] if i <= limit + 1 else None
 
 
 def _line_start(m: re.Match[str]) -> bool:
@@ -115,6 +122,289 @@ def _assignment_start(m: re.Match[str]) -> bool:
 _SECRET_NAME = (
     r"[A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|SECRET_KEY|TOKEN|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY|AUTH_KEY|CREDENTIALS)"
 )
+
+
+# -- credentials under a telltale key ---------------------------------------------------------------
+# JSON objects and dict reprs ("password": "...", 'token': '...', also with escaped quotes),
+# assignments in config and code (db_password=..., password: ..., SECRET_KEY = '...'), .netrc,
+# command-line flags (--password=...) and Kubernetes-style name/value pairs. The value must be a
+# literal of 6 or more characters; a code expression (a name, a call, attribute access, a
+# subscript, None), a reference ($VAR, ${VAR}, {{ var }}, <password>), a stand-in (***, xxxx,
+# "password", YOUR_API_KEY) or a label ("Password") is left alone.
+
+# the last word of a name that holds a credential: db_password, clientSecret, api-key, AUTH_TOKEN
+_CRED_WORD = "(?:" + "|".join(
+    [
+        _ci("passw") + f"(?:{_ci('ord')}|{_ci('d')})",
+        _ci("passphrase"),
+        _ci("pass"),
+        _ci("pwd"),
+        _ci("secret") + rf"(?:[_\-]?{_ci('key')})?",
+        _ci("token"),
+        f"(?:{_ci('api')}|{_ci('access')}|{_ci('private')}|{_ci('auth')})" + rf"[_\-]?{_ci('key')}",
+    ]
+) + ")"
+_CRED_WORD_AT_END = re.compile(rf"{_CRED_WORD}\Z")
+#: short words that must start a part of the name (db_pass, dbPwd; not bypass, compass, OLDPWD)
+_SHORT_WORDS = ("pass", "pwd")
+#: a tokenizer's special tokens (eos_token: "</s>") are not credentials
+_SPECIAL_TOKEN = re.compile(r"(?:eos|bos|pad|unk|sep|cls|mask)[_\-]?token\Z", re.IGNORECASE)
+_NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+_MIN_SECRET = 6
+
+
+def _credential_name(name: str) -> bool:
+    """``name`` ends with a credential word that starts a part of it (``db_password``,
+    ``clientSecret``, ``--api-key``, ``MYSQL_PWD``), and is no tokenizer's special token."""
+    word = _CRED_WORD_AT_END.search(name)
+    if word is None or _SPECIAL_TOKEN.search(name):
+        return False
+    i = word.start()
+    if word.group(0).lower() not in _SHORT_WORDS or i == 0:
+        return True
+    before, first = name[i - 1], name[i]
+    return before in "_.-" or (before.islower() and first.isupper())
+
+
+def _letters(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalpha())
+
+
+# words that are names for a kind of value, not one (password: str, token: string, secret: null)
+_NOT_VALUES = frozenset(
+    {
+        "none", "null", "nil", "true", "false", "yes", "no", "on", "off", "undefined", "required", "optional",
+        "enabled", "disabled", "auto", "default", "empty", "hidden", "unset",
+        "str", "string", "bytes", "int", "number", "bool", "boolean", "any", "object", "unknown", "never", "list", "dict",
+    }
+)  # fmt: skip
+#: a value holding one of these (or just a credential word: "secret", "mypassword", "testpass")
+#: is a stand-in from docs, tests or an example file
+_STAND_IN_PARTS = (
+    "password", "passwd", "changeme", "example", "dummy", "placeholder", "redacted", "your", "fake", "test"
+)  # fmt: skip
+_STAND_IN_WHOLE = re.compile(
+    r"(?:my|some|test|new|old|default|super|the|a)?(?:pass|pwd|secret|secretkey|key|token|apikey|accesskey|value)"
+)
+# what a reference, a template or a path starts with: $VAR, <password>, {{ x }}, %(x)s, [MASK], /run/..., ~/...
+_REFERENCE_START = tuple("$<{%[/~") + ("./", "../")
+# a bare (unquoted) value starting with one of these is code or YAML syntax: (x), *args, !vault, &ref,
+# #comment, @decorator, :symbol, -flag, |, >-, ==
+_BARE_SYNTAX_START = tuple("(*!&#@:;,=|>-?.\\")
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+
+
+def _stand_in(value: str, name: str) -> bool:
+    """A reference, template, placeholder, masked value, label or dummy, not a credential."""
+    core = value.rstrip("])},;>")
+    letters = _letters(value)
+    return (
+        len(value) < _MIN_SECRET
+        or value.startswith(_REFERENCE_START)
+        or any(t in value for t in ("${", "{{", "}}", "://", "...", "\u2026"))
+        or len(set(value)) == 1  # ******, xxxxxxxx
+        or len(set(letters)) == 1 and len(letters) * 2 >= len(value)  # xxxx-xxxx
+        or core.lower() in _NOT_VALUES
+        or (core.isupper() and core.replace("_", "").replace("-", "").isalpha())  # CHANGEME, YOUR_API_KEY, a metavar
+        or (value.isalpha() and value[0].isupper() and value[1:].islower())  # a label: "Password", "Passwort"
+        or letters == _letters(name)
+        or _STAND_IN_WHOLE.fullmatch(letters) is not None
+        or (len(value) <= 40 and any(p in letters for p in _STAND_IN_PARTS))
+    )
+
+
+def _code_expression(value: str, name: str, *, spaced: bool) -> bool:
+    """A bare value that reads as code: a call, subscript or literal ([{), attribute access, or a
+    variable (snake_case, camelCase, a name holding the credential word). After a spaced ``=``
+    (Python, TOML, ini) any name without a digit counts as a variable."""
+    core = value.rstrip(",;!")  # a trailing comma, semicolon, TypeScript's non-null !
+    if value.startswith(_BARE_SYNTAX_START) or any(c in value for c in "([{"):
+        return True
+    if _DOTTED_NAME.fullmatch(core):
+        return True
+    if not core.isidentifier():
+        return False
+    if any(c.isdigit() for c in core):
+        return False
+    word = _CRED_WORD_AT_END.search(name)
+    if word is not None and _letters(word.group(0)) in core.lower():  # hashed_password, userToken
+        return True
+    camel = any(a.islower() and b.isupper() for a, b in itertools.pairwise(core))
+    wordy_camel = camel and sum(c.isupper() for c in core) * 4 <= len(core)  # not random mixed case
+    return spaced or "_" in core or wordy_camel or core[0].isupper()
+
+
+def _rest_of_line_blank(s: str, end: int) -> bool:
+    """Only spaces, then a line break, the end, or a ``#`` comment follow ``end``."""
+    return _REST_BLANK.match(s, end) is not None
+
+
+_REST_BLANK = re.compile(rf"{_SP}*+(?:#|{_LINE_BREAK}|\Z)")
+
+# a declaration before an assigned name in code: const apiKey = "...", private String password = "..."
+_DECLARATION = (
+    r"(?:(?:const|let|var|val|my|our|final|static|private|public|protected|internal|readonly|String|string)\s+){0,4}"
+    r"\$?"
+)
+_KEY_ASSIGNMENT_LEAD = re.compile(_ASSIGNMENT_LEAD.pattern + _DECLARATION)
+# .netrc: machine <host> login <user> password <secret>
+_NETRC_LEAD = re.compile(
+    r"[ \t]*(?:(?:machine[ \t]+\S+|default)[ \t]+)?(?:login[ \t]+\S+[ \t]+)?(?:account[ \t]+\S+[ \t]+)?"
+)
+
+_KEYED_SECRET = re.compile(
+    rf"(?P<pre>(?P<word>{_CRED_WORD})(?P<kq>\\?[\"']?)"
+    rf"(?P<sep>{_SP}*+(?:=>|:=|=(?!=)|:(?![:=]))|{_SP})(?P<pad>{_SP}*+)"
+    r"(?P<open>(?:[bBrRuU]?\\?[\"'])?))"
+    r"(?P<value>[^\s\"'`\\]++)(?P<post>\\?[\"']?)"
+)
+
+
+def _key_quote(s: str, name_start: int) -> str:
+    """The quote that opens the key (``"``, ``'``, or an escaped one in a JSON string), or ''."""
+    if name_start == 0 or s[name_start - 1] not in "\"'":
+        return ""
+    return s[name_start - 2 : name_start] if name_start >= 2 and s[name_start - 2] == "\\" else s[name_start - 1]
+
+
+def _quoted_value(m: re.Match[str]) -> bool | None:
+    """True: the value is a whole quoted string; False: it is bare; None: neither (an open quote
+    with no close, "two words", or a bare name followed by a quote, os.environ["X"])."""
+    quote = m.group("open").lstrip("bBrRuU")
+    if quote:
+        return True if m.group("post") == quote else None
+    return False if not m.group("post") else None
+
+
+def _quoted_key_secret(m: re.Match[str], name: str, key_quote: str) -> bool:
+    """"password": "...", 'token': '...', \\"api_key\\": \\"...\\", 'password' => '...'."""
+    quote = m.group("open").lstrip("bBrRuU")
+    return (
+        m.group("kq") == key_quote
+        and m.group("sep").strip() in (":", "=>", "=")
+        and _quoted_value(m) is True
+        and quote.startswith("\\") == key_quote.startswith("\\")
+        and not _stand_in(m.group("value"), name)
+    )
+
+
+def _flag_secret(m: re.Match[str], name: str, name_start: int) -> bool:
+    """--password=..., --token ..., --api-key '...' on a command line."""
+    s, value = m.string, m.group("value")
+    quoted = _quoted_value(m)
+    return (
+        not m.group("kq")
+        and (name_start == 0 or s[name_start - 1] in " \t\"'")
+        and m.group("sep").strip() in ("", "=")
+        and quoted is not None
+        and not _stand_in(value, name)
+        # bare: no syntax, and after a space not a plain word ("--password suffers from ...")
+        and (quoted or not (value.startswith(_BARE_SYNTAX_START) or (m.group("sep") == " " and value.isalpha())))
+    )
+
+
+def _netrc_secret(m: re.Match[str], name: str, name_start: int) -> bool:
+    """.netrc: ``password <secret>`` alone on its line (not only letters), or after machine/login."""
+    if name != "password" or m.group("sep") != " " or m.group("kq") or _quoted_value(m) is not False:
+        return False
+    before = _before_on_line(m, 320, name_start)
+    value = m.group("value")
+    if before is None or _NETRC_LEAD.fullmatch(before) is None or not _rest_of_line_blank(m.string, m.end()):
+        return False
+    alone = not before.strip()
+    return not _stand_in(value, name) and not (alone and value.isalpha())
+
+
+def _assignment_secret(m: re.Match[str], name: str, name_start: int) -> bool:
+    """At the start of a line: db_password=..., password: ..., SECRET_KEY = '...', const apiKey = "..."."""
+    s, value = m.string, m.group("value")
+    sep = m.group("sep").strip()
+    spaced = m.group("sep")[:1] in (" ", "\t") or bool(m.group("pad"))
+    quoted = _quoted_value(m)
+    if m.group("kq") or name.startswith("-") or sep not in ("=", ":", ":=") or quoted is None:
+        return False
+    before = _before_on_line(m, 320, name_start)
+    if before is None or _KEY_ASSIGNMENT_LEAD.fullmatch(before.lstrip(" \t")) is None:
+        return False
+    if _stand_in(value, name):
+        return False
+    if sep == "=" and not spaced and (value[-1] in ",)]};" or s[m.end() : m.end() + 1] in tuple(",)]}")):
+        return False  # a keyword argument in code: connect(\n    password='...',
+    if quoted:
+        return True
+    if sep == ":" and not m.group("pad"):
+        return False  # YAML needs a space after the colon
+    if (sep != "=" or spaced) and not _rest_of_line_blank(s, m.end()):
+        return False  # YAML, ini, TOML: one word, then the end of the line
+    return not _code_expression(value, name, spaced=spaced and sep != ":")
+
+
+_HEADER_NAME = re.compile(r"(?:[A-Z][A-Za-z0-9]*-)+[A-Z][A-Za-z0-9]*")
+
+
+def _header_secret(m: re.Match[str], name: str) -> bool:
+    """An HTTP header anywhere on a line: X-Api-Key: ..., Private-Token: ..., X-Auth-Token: ..."""
+    value = m.group("value")
+    return (
+        _HEADER_NAME.fullmatch(name) is not None
+        and m.group("sep") == ":"
+        and m.group("pad") == " "
+        and not m.group("open")  # a quote after it closes the shell argument: -H 'X-Api-Key: ...'
+        and not value.isalpha()
+        and not value.startswith(_BARE_SYNTAX_START)
+        and not _stand_in(value, name)
+    )
+
+
+def _keyed_secret(m: re.Match[str]) -> bool:
+    """The value after a credential's name is a secret: the name (walked back from the matched
+    word) decides which form applies, the form decides which values count."""
+    s = m.string
+    i = m.start()
+    head = s[max(0, i - 64) : i]
+    name_start = i - (len(head) - len(head.rstrip(_NAME_CHARS)))
+    name = s[name_start : m.end("word")]
+    if not _credential_name(name) or m.group("value").startswith("[REDACTED"):
+        return False
+    if _header_secret(m, name):
+        return True
+    key_quote = _key_quote(s, name_start)
+    if key_quote:
+        return _quoted_key_secret(m, name, key_quote)
+    if name.startswith("--"):
+        return _flag_secret(m, name, name_start)
+    if m.group("sep") == " ":
+        return _netrc_secret(m, name, name_start)
+    return _assignment_secret(m, name, name_start)
+
+
+# Kubernetes, docker inspect, ECS, CloudFormation: the variable's name and its value in a pair,
+# the value on the same line (JSON, a YAML flow map, a hook log line) or the next one (YAML)
+_NAME_VALUE_PAIR = re.compile(
+    rf"(?P<pre>{_ci('name')}\\?[\"']?{_SP}*+[:=]{_SP}*+(?P<q>\\?[\"']?)(?P<env>[A-Za-z0-9_.\-]{{1,128}}+)(?P=q)"
+    rf"{_SP}*+(?:,{_SP}*+)?(?:(?:\r\n|{_LINE_BREAK})[-+]?{_SP}*+)?"
+    rf"\\?[\"']?{_ci('value')}\\?[\"']?{_SP}*+[:=]{_SP}*+(?P<open>\\?[\"']?))"
+    r"(?P<value>[^\s\"'`\\,\]}]++)(?P<post>\\?[\"']?)"
+)
+
+
+def _name_value_secret(m: re.Match[str]) -> bool:
+    """``name`` is a whole key (not ``username``), it names a credential, and the value is a literal."""
+    env, value = m.group("env"), m.group("value")
+    return (
+        _word_start(m)
+        and _credential_name(env)
+        and m.group("open") == m.group("post")
+        and not value.startswith(("[REDACTED", "(")) and not _stand_in(value, env)
+    )
+
+
+def _env_assignment(m: re.Match[str]) -> bool:
+    """An environment variable's assignment (see _assignment_start) whose value is no stand-in
+    (PGPASSWORD: mypassword, SECRET_KEY=secret)."""
+    pre = m.group("pre")
+    name = pre.rstrip(" \t\"'=:")
+    return _assignment_start(m) and not _stand_in(m.group(0)[len(pre) :], name)
 
 
 SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
@@ -200,18 +490,33 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
     ("npm-token", re.compile(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9_])"), ("npm_",), _word_start),
     (
         # DB_PASSWORD=... / export GITHUB_TOKEN=... / YAML "API_KEY: ...": a .env file, `env`
-        # output, a shell line, docker-compose. The value has at least 8 characters (a quoted
+        # output, a shell line, docker-compose. The value has at least 6 characters (a quoted
         # one may hold spaces) and is not a reference ($VAR, ${VAR}, <placeholder>, %s), a
         # path, a call or a URL.
         "env-secret",
         re.compile(
             rf"(?<![A-Za-z0-9_])(?P<pre>{_SECRET_NAME}(?:=|:{_SP}+)[\"']?)"
             r"(?!\[REDACTED)(?![$<{%/~]|\.{1,2}/)(?![^\s\"'`(]{0,256}(?:\(|://))"
-            rf"(?:(?<=[\"'])[^\"'{_LINE_BREAKS}]{{8,}}(?=[\"'])|[^\s\"'`]{{8,}})"
+            rf"(?:(?<=[\"'])[^\"'{_LINE_BREAKS}]{{6,}}(?=[\"'])|[^\s\"'`]{{6,}})"
         ),
         ("password", "passwd", "secret", "token", "api_key", "apikey", "access_key", "private_key", "auth_key",
          "credentials"),
-        _assignment_start,
+        _env_assignment,
+    ),
+    (
+        # - name: DB_PASSWORD / value: s3cr3t (next line), {"name": "API_TOKEN", "value": "..."}
+        "env-secret",
+        _NAME_VALUE_PAIR,
+        ("name",),
+        _name_value_secret,
+    ),
+    (
+        # "password": "...", 'token': '...', db_password=..., password: ..., SECRET_KEY = '...',
+        # .netrc, --password=...: see _keyed_secret
+        "config-secret",
+        _KEYED_SECRET,
+        ("pass", "pwd", "secret", "token", "key"),
+        _keyed_secret,
     ),
     (
         # scheme://user:password@host: the password part
@@ -359,9 +664,44 @@ def _replacer(kind: str, check):
     return sub
 
 
+#: patterns whose every match starts at most this many characters before one of its trigger
+#: words (``private_key``: 8 before ``key``) are tried only there: a full scan of config-secret's
+#: case-blind alternation took 27 ms on 400 KB of real tool output, the anchored one about 2 ms
+_ANCHOR_BACK = {"config-secret": 8}
+
 _COMPILED = [
-    (kind, pattern, trigger, _replacer(kind, check)) for kind, pattern, trigger, check in SECRET_PATTERNS[1:]
+    (kind, pattern, trigger, _replacer(kind, check), _ANCHOR_BACK.get(kind))
+    for kind, pattern, trigger, check in SECRET_PATTERNS[1:]
 ]
+
+
+def _sub_near_words(pattern: re.Pattern[str], sub, text: str, words: tuple[str, ...], back: int) -> str:
+    """``pattern.sub(sub, text)`` for a pattern whose matches all start at most ``back``
+    characters before one of ``words`` (lower case): the same matches, tried only there."""
+    lower = text.lower()
+    if len(lower) != len(text):  # a character whose lower case is longer: positions would not line up
+        return pattern.sub(sub, text)
+    starts: set[int] = set()
+    for w in words:
+        i = lower.find(w)
+        while i >= 0:
+            starts.update(range(max(0, i - back), i + 1))
+            i = lower.find(w, i + 1)
+    out: list[str] = []
+    last = 0
+    for p in sorted(starts):
+        if p < last:
+            continue
+        m = pattern.match(text, p)  # lookbehinds still see the text before p, as in sub
+        if m is None or m.end() == m.start():
+            continue
+        out.append(text[last : m.start()])
+        out.append(sub(m))
+        last = m.end()
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
 
 
 def redact_secrets(text: str) -> str:
@@ -376,9 +716,9 @@ def redact_secrets(text: str) -> str:
         before = text
         if "private key" in lower:
             text = _redact_private_keys(text)
-        for _kind, pattern, trigger, sub in _COMPILED:
+        for _kind, pattern, trigger, sub, back in _COMPILED:
             if any(t in lower for t in trigger):
-                text = pattern.sub(sub, text)
+                text = pattern.sub(sub, text) if back is None else _sub_near_words(pattern, sub, text, trigger, back)
         if text == before:
             break
     return text

@@ -7,6 +7,7 @@ The fake secrets are assembled at run time so that no scanner mistakes this file
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -336,7 +337,7 @@ def test_every_pattern_kind_is_tested():
     tested = {
         "private-key", "authorization-header", "bearer-token", "anthropic-key", "openai-key", "github-token",
         "gitlab-token", "aws-access-key", "aws-secret-key", "aws-session-token", "slack-token", "slack-webhook",
-        "stripe-key", "google-api-key", "huggingface-token", "npm-token", "url-password", "env-secret",
+        "stripe-key", "google-api-key", "huggingface-token", "npm-token", "url-password", "env-secret", "config-secret",
     }  # fmt: skip
     assert kinds == tested, "a pattern was added or removed: add its test"
 
@@ -394,7 +395,8 @@ def test_ordinary_lines_are_untouched(line):
 
 
 def test_real_tool_output_is_mostly_untouched(shared_data):
-    """Over real agent observations, redaction changes next to nothing (and only URL credentials)."""
+    """Over real agent observations, redaction changes next to nothing: URL credentials, and string
+    literals assigned to a credential's name (Django's tests hold ``password = 'sésame'``)."""
     import gzip
     import itertools
     import json
@@ -413,7 +415,7 @@ def test_real_tool_output_is_mostly_untouched(shared_data):
                     total += 1
                     if a != b:
                         changed += 1
-                        assert "[REDACTED:url-password]" in b, (a, b)
+                        assert "[REDACTED:url-password]" in b or re.search(r"[\"']\[REDACTED:config-secret\][\"']", b), (a, b)
     assert total > 10_000
     assert changed <= total * 0.001
 
@@ -562,3 +564,375 @@ def test_summaries_handoffs_and_llm_prompts_carry_no_secret(tmp_path):
     for blob in blobs:
         for secret in secrets:
             assert secret not in blob
+
+
+# -- credentials under a telltale key: JSON, dict reprs, YAML, code, .netrc, flags, k8s pairs ------------
+
+CS = "[REDACTED:config-secret]"
+ES = "[REDACTED:env-secret]"
+PW6 = "s3cr3t"  # the shortest value redacted
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # JSON objects and Python dict reprs
+        ('{"DB_PASSWORD": "hunter2secret"}', f'{{"DB_PASSWORD": "{CS}"}}'),
+        ('  "password": "hunter2secret",', f'  "password": "{CS}",'),
+        ('{"user": "app", "api_key": "a1b2c3d4e5f6", "client_secret": "Zx9-Yw8_Vu7"}',
+         f'{{"user": "app", "api_key": "{CS}", "client_secret": "{CS}"}}'),
+        ("{'token': 'tok_9f8e7d6c5b', 'user': 'bob'}", f"{{'token': '{CS}', 'user': 'bob'}}"),
+        ('{"auth":{"accessToken":"q1w2e3r4t5y6","refresh_token":"u7i8o9p0"}}',
+         f'{{"auth":{{"accessToken":"{CS}","refresh_token":"{CS}"}}}}'),
+        # a JSON string holding JSON: escaped quotes
+        ('"body": "{\\"password\\": \\"hunter2secret\\"}"', f'"body": "{{\\"password\\": \\"{CS}\\"}}"'),
+        # Django settings
+        ("SECRET_KEY = 'django-insecure-8x#k2m!q0z@v7'", f"SECRET_KEY = '{CS}'"),
+        ("        'PASSWORD': 'Tr0ub4dor&3',", f"        'PASSWORD': '{CS}',"),
+        # PHP / Ruby hashes, TOML, Go
+        ("    'password' => 'hunter2secret',", f"    'password' => '{CS}',"),
+        ('password = "hunter2secret"', f'password = "{CS}"'),
+        ('    password := "hunter2secret"', f'    password := "{CS}"'),
+        ('const apiKey = "a1b2c3d4e5f6g7";', f'const apiKey = "{CS}";'),
+        # lowercase and mixed-case names in env-style assignments, YAML, properties
+        (f"db_password={PW6}", f"db_password={CS}"),
+        (f"export aws_secret_access_key={PW6}x", f"export aws_secret_access_key={CS}"),
+        (f"Db_Password={PW6}", f"Db_Password={CS}"),
+        (f"password: {PW6}", f"password: {CS}"),
+        (f"    secret_key: {PW6}  # rotate monthly", f"    secret_key: {CS}  # rotate monthly"),
+        ("  db-password: 'hunter2secret'", f"  db-password: '{CS}'"),
+        ("spring.datasource.password=Sup3rS3cret!", f"spring.datasource.password={CS}"),
+        ("password = pypi-AgEIcHlwaS5vcmcCJDAw", f"password = {CS}"),  # .pypirc
+        ("//registry.npmjs.org/:_authToken=0a1b2c3d-4e5f", f"//registry.npmjs.org/:_authToken={CS}"),  # .npmrc
+        (f"DB_PASS={PW6}", f"DB_PASS={CS}"),
+        (f"MYSQL_PWD={PW6}", f"MYSQL_PWD={CS}"),
+        ("Password: Xk9#mQ2z", f"Password: {CS}"),
+        # .netrc
+        (f"machine api.example.com login bob password {PW6}", f"machine api.example.com login bob password {CS}"),
+        (f"  password {PW6}", f"  password {CS}"),
+        # command-line flags
+        (f"mysql -u root --password={PW6} app", f"mysql -u root --password={CS} app"),
+        (f"docker login --password {PW6} --username bob", f"docker login --password {CS} --username bob"),
+        ("cli --api-key 'a1b2c3d4e5f6'", f"cli --api-key '{CS}'"),
+        # HTTP headers that carry a key
+        ("curl -H 'X-Api-Key: a1b2c3d4e5f6' https://api.example.com", f"curl -H 'X-Api-Key: {CS}' https://api.example.com"),
+        ('curl -H "Private-Token: glp-9f8e7d6c5b4a"', f'curl -H "Private-Token: {CS}"'),
+        ("X-Auth-Token: 0a1b2c3d4e5f", f"X-Auth-Token: {CS}"),
+        # the uppercase env pattern now takes 6 characters
+        (f"DB_PASSWORD={PW6}", f"DB_PASSWORD={ES}"),
+    ],
+)
+def test_credentials_under_a_telltale_key(text, expected):
+    assert redact_secrets(text) == expected
+    assert redact_secrets(expected) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (f"- name: DB_PASSWORD\n  value: {PW6}\n", f"- name: DB_PASSWORD\n  value: {ES}\n"),
+        (f"        - name: db_password\r\n          value: \"{PW6}\"\r\n",
+         f"        - name: db_password\r\n          value: \"{ES}\"\r\n"),
+        (f'{{"name": "DB_PASSWORD", "value": "{PW6}"}}', f'{{"name": "DB_PASSWORD", "value": "{ES}"}}'),
+        (f'  "name": "API_TOKEN",\n  "value": "{PW6}"\n', f'  "name": "API_TOKEN",\n  "value": "{ES}"\n'),
+        (f"  - Name: DB_PASSWORD\n    Value: {PW6}\n", f"  - Name: DB_PASSWORD\n    Value: {ES}\n"),  # CloudFormation, ECS
+        (f"{{name: GITHUB_TOKEN, value: {PW6}}}", f"{{name: GITHUB_TOKEN, value: {ES}}}"),
+        # a hook log line: its line breaks were made spaces
+        (f"env - name: DB_PASSWORD   value: {PW6} done", f"env - name: DB_PASSWORD   value: {ES} done"),
+    ],
+)
+def test_kubernetes_and_compose_name_value_pairs(text, expected):
+    out = redact_secrets(text)
+    assert out == expected
+    assert len(out.splitlines()) == len(text.splitlines())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "- name: DB_HOST\n  value: db.internal.example\n",  # not a credential's name
+        "- name: DB_PASSWORD\n  valueFrom:\n    secretKeyRef:\n      name: db\n      key: password\n",
+        '{"name": "DB_PASSWORD", "value": "${DB_PASSWORD}"}',
+        "- name: DB_PASSWORD\n  value: $(DB_PASSWORD)\n",
+        "  username: admin\n  value: hunter2secret\n",  # `username`, not `name`
+    ],
+)
+def test_name_value_pairs_left_alone(text):
+    assert redact_secrets(text) == text
+
+
+CODE_THAT_HANDLES_PASSWORDS = [
+    'password = request.form["password"]',
+    "    password = request.POST.get('password')",
+    "def check_password(password):",
+    "    if not password:",
+    "    password: str",
+    "    password: Optional[str] = None",
+    "    api_key: SecretStr",
+    "  token: string;",
+    "  password: string",
+    "    token = tokens[i]",
+    "    token = self.current",
+    "api_key=api_key",
+    "    password=None,",
+    "password=None",
+    'password=os.environ["X"]',
+    "    password = os.environ['DB_PASSWORD']",
+    "SECRET_KEY = os.environ.get('DJANGO_SECRET_KEY')",
+    "SECRET_KEY = env('SECRET_KEY')",
+    "    self.password = password",
+    "    self.password = hashed_password",
+    "    password = make_password(raw)",
+    "    password = models.CharField(max_length=128)",
+    "    password = ReadOnlyPasswordHashField(",
+    '    password = f"{user}:{pw}"',
+    '    print(f"password={password}")',
+    '    "password={password}".format(password=pw)',
+    "    password = ''",
+    '    password = ""',
+    "    token = generator.make_token(user)",
+    "        passwd = conn_params.get('password', '')",
+    "    secret = None",
+    "    if password == 'hunter2secret':",
+    "    password: hashedPassword,",
+    "    token: accessToken",
+    "  password: userPassword",
+    "const token = await getToken();",
+    "  apiKey: process.env.API_KEY!,",
+    "  password: process.env.DB_PASSWORD,",
+    "X-Api-Key: ${API_KEY}",
+    "X-Auth-Token: required",
+    "    String password = getPassword();",
+    "let password = req.body.password;",
+    "    secret = secrets[0]",
+    "    token = prefix + suffix",
+    "        env['PGPASSWORD'] = passwd",
+    "            password=password,",
+    "    SECRET_KEY='hunter2hunter2',",  # a keyword argument in code
+    # placeholders, references and stand-ins
+    'password: "<password>"',
+    "password: '***'",
+    "password: ********",
+    "password: ${DB_PASSWORD}",
+    "password: $DB_PASSWORD",
+    'password: "{{ vault_db_password }}"',
+    "password: !vault |",
+    "password: xxxxxxxx",
+    "api_key: YOUR_API_KEY",
+    "api_key: your-api-key-here",
+    '"password": "%(password)s"',
+    '"password": ""',
+    '"password": null',
+    '"password": "..."',
+    "db_password: /run/secrets/db_password",
+    "usage: cli [--password PASSWORD] [--token TOKEN]",
+    "  --api-key API_KEY     the key to use",
+    "docker login --password-stdin",
+    # dummy values in tests and examples
+    "    SECRET_KEY='secret',",
+    "SECRET_KEY = 'secret'",
+    "settings.SECRET_KEY = 'secret2'",
+    "    'PASSWORD': 'password',",
+    "        'password': 'mypassword',",
+    "        'password': 'somepassword',",
+    "    SECRET_KEY='fake-key',",
+    "    user = User.objects.create_user('bob', password='testpass123')",
+    '    initial_password = "pbkdf2_sha256$..."',
+    # labels in translation files
+    '  "password": "Password",',
+    '  "PASSWORD": "Passwort",',
+    '  "forgot_password": "Forgot your password?",',
+    '  "confirm_password": "Confirm password",',
+    # ML tokenizer configs
+    '  "eos_token": "</s>",',
+    '  "mask_token": "[MASK]",',
+    '  "pad_token": "<pad>",',
+    # prose, logs, tables, test ids
+    "Password changed successfully",
+    "password is required",
+    "| password | string | the user's password |",
+    "tests/test_auth.py::test_password_reset PASSED",
+    "passwd: password updated successfully",
+    "password required pam_unix.so",
+    "The token: it expires in 10 minutes.",
+    "bypass: enabled",
+    "compass: northwest",
+    "  second_pass: enabled",
+    "OLDPWD=/home/user/project",
+    "max_tokens: 4096",
+    "token_type: bearer",
+    "  credentials: 'same-origin',",
+]
+
+
+@pytest.mark.parametrize("line", CODE_THAT_HANDLES_PASSWORDS)
+def test_code_and_placeholders_under_credential_names_are_left_alone(line):
+    assert redact_secrets(line) == line
+
+
+DJANGO_SETTINGS = """\
+import os
+SECRET_KEY = 'django-insecure-$9x!k2m@q0z#v7w'
+DEBUG = False
+DATABASES = {
+    'default': {
+        'ENGINE': 'django.db.backends.postgresql',
+        'NAME': 'app',
+        'USER': 'app',
+        'PASSWORD': 'Tr0ub4dor&3',
+        'HOST': 'db.internal',
+    },
+    'replica': {
+        'PASSWORD': os.environ['REPLICA_PASSWORD'],
+    },
+}
+EMAIL_HOST_PASSWORD = "mailpass-2024"
+AUTH_PASSWORD_VALIDATORS = [{'NAME': 'django.contrib.auth.password_validation.MinimumLengthValidator'}]
+"""
+
+COMPOSE = """\
+services:
+  db:
+    image: postgres:16
+    environment:
+      POSTGRES_PASSWORD: pg-pw-42x
+      - MYSQL_ROOT_PASSWORD=r00tpw
+      db_password: hunter2x
+      REDIS_PASSWORD: ${REDIS_PASSWORD}
+    secrets:
+      - db_password
+"""
+
+K8S = """\
+apiVersion: apps/v1
+kind: Deployment
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          env:
+            - name: DB_HOST
+              value: db.internal
+            - name: DB_PASSWORD
+              value: s3cr3t-pw
+            - name: API_TOKEN
+              valueFrom:
+                secretKeyRef:
+                  name: api
+                  key: token
+---
+apiVersion: v1
+kind: Secret
+stringData:
+  password: Zx9y8w7v
+data:
+  api_key: aHVudGVyMnNlY3JldA==
+"""
+
+DOTENV = """\
+# local settings
+DATABASE_URL=postgres://app:pg-pw-9@localhost/app
+db_password=hunter2x
+stripe_secret=whsec-1a2b3c
+DEBUG=true
+api_key=
+"""
+
+CONFIG_JSON = """\
+{
+  "database": {"host": "db", "user": "app", "password": "Tr0ub4dor&3"},
+  "oauth": {"client_id": "abc-client", "client_secret": "cs-7f3a9c0e"},
+  "labels": {"password": "Password", "token": "Token"},
+  "tokenizer": {"eos_token": "</s>"}
+}
+"""
+
+PYTHON_SOURCE = """\
+from django.contrib.auth.hashers import check_password
+
+
+def login(request):
+    password = request.POST["password"]
+    token = request.headers.get("X-Token")
+    if not password:
+        return None
+    if check_password(password, user.password):
+        user.token = make_token(user)
+    return render(request, "login.html", {"password": password, "token": token})
+
+
+class Settings(BaseSettings):
+    api_key: SecretStr
+    password: str = ""
+    timeout: int = 30
+"""
+
+
+@pytest.mark.parametrize(
+    "text, secrets",
+    [
+        (DJANGO_SETTINGS, ["django-insecure-$9x!k2m@q0z#v7w", "Tr0ub4dor&3", "mailpass-2024"]),
+        (COMPOSE, ["pg-pw-42x", "r00tpw", "hunter2x"]),
+        (K8S, ["s3cr3t-pw", "Zx9y8w7v", "aHVudGVyMnNlY3JldA=="]),
+        (DOTENV, ["pg-pw-9", "hunter2x", "whsec-1a2b3c"]),
+        (CONFIG_JSON, ["Tr0ub4dor&3", "cs-7f3a9c0e"]),
+        (PYTHON_SOURCE, []),
+    ],
+    ids=["django-settings", "docker-compose", "k8s", "dotenv", "config-json", "python-source"],
+)
+def test_realistic_files_lose_their_secrets_and_nothing_else(text, secrets):
+    out = redact_secrets(text)
+    for secret in secrets:
+        assert secret not in out, out
+    assert len(out.splitlines()) == len(text.splitlines())
+    changed = [(a, b) for a, b in zip(text.splitlines(), out.splitlines()) if a != b]
+    assert len(changed) == len(secrets), changed  # one secret a line, and no other line touched
+    for a, b in changed:
+        assert "[REDACTED:" in b
+        before, _, after = b.partition("[REDACTED:")
+        assert a.startswith(before) and a.endswith(after.partition("]")[2])
+    assert redact_secrets(out) == out
+
+
+def test_telltale_key_patterns_stay_linear_on_adversarial_lines():
+    cases = [
+        "password=" * 100_000,
+        "password: a1b2c3d4 " * 50_000,
+        "a" * 300 + " password: a1b2c3d4\n" * 20_000,
+        '"password": "' * 60_000,
+        '{"password": "x1y2z3w4", ' * 40_000,
+        "x_password" * 80_000,
+        "password" + " " * 200_000 + "x",
+        "- name: DB_PASSWORD" + " " * 200_000 + "\n",
+        "name: DB_PASSWORD\n" * 40_000,
+        "name: " + "A" * 200_000,
+        "--password " * 80_000,
+        "machine h login " * 50_000 + "password x1y2z3",
+        "secret_key" * 80_000,
+        "pass_pass_pass_" * 50_000 + "=x",
+    ]
+    for text in cases:
+        t0 = time.monotonic()
+        redact_secrets(text)
+        assert time.monotonic() - t0 < 2.0, text[:40]
+
+
+# -- the config-secret pattern is tried only near its trigger words: the same result as a full scan --
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PIECES = st.sampled_from(
+    ["password", "PASSWORD", "Passwd", "pwd", "db_", "private_", "api-", "Key", "key", "token", "secret", "_key",
+     "\"", "'", "\\\"", ":", "=", " = ", ": ", " ", "\n", "\r\n", "-", "--", "s3cr3tValue9", "x7Qp2Lm9Zt", "None",
+     "$VAR", "İ", "ß", ",", "(", ")", "export ", "name: ", "value: ", "\t"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=40).map("".join))
+def test_config_secret_near_its_words_matches_a_full_scan(text):
+    from compaction._redact import _COMPILED, _sub_near_words
+
+    kind, pattern, trigger, sub, back = next(c for c in _COMPILED if c[0] == "config-secret")
+    assert _sub_near_words(pattern, sub, text, trigger, back) == pattern.sub(sub, text)
