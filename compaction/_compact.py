@@ -323,6 +323,14 @@ def _render(
     return "".join(out), full, partial, omitted
 
 
+# how compact_text's warnings about its own budget start (compact_messages recognises them: for a
+# message part the budget is its share of the caller's, a number the caller never gave)
+_TOO_SMALL = "the input ("
+_BUDGET_OF = "the budget of "
+PART_BUDGET_WARNINGS = (_TOO_SMALL, _BUDGET_OF)
+PINS_OVER_BUDGET = "pinned lines alone need"
+
+
 def compact_text(
     text: str,
     request: CompactRequest,
@@ -431,23 +439,23 @@ def compact_text(
         # markers alone would cost more than the lines they replace, or would be all that is
         # left of an input too small to be worth a marker and a round trip through expand
         warnings.append(
-            f"the input ({tokens_before} tokens) is too small to compact to {budget} tokens: "
+            f"{_TOO_SMALL}{tokens_before} tokens) is too small to compact to {budget} tokens: "
             "omission markers would cost more than, or replace all of, the lines; returned unchanged"
         )
         return unchanged(int(pinned_line.sum()), warnings)
     if tokens_after > budget:
         if pinned.any():
             warnings.append(
-                f"pinned lines alone need {tokens_after} tokens, over the budget of {budget}; all pins were kept"
+                f"{PINS_OVER_BUDGET} {tokens_after} tokens, over the budget of {budget}; all pins were kept"
             )
         else:
             warnings.append(
-                f"the budget of {budget} tokens is smaller than the omission markers alone ({tokens_after} tokens); "
+                f"{_BUDGET_OF}{budget} tokens is smaller than the omission markers alone ({tokens_after} tokens); "
                 "raise ratio or target_tokens"
             )
     elif not full and not partial:
         warnings.append(
-            f"the budget of {budget} tokens leaves room for the omission markers only: every line was omitted "
+            f"{_BUDGET_OF}{budget} tokens leaves room for the omission markers only: every line was omitted "
             "(expand gives them back); raise ratio or target_tokens to keep some"
         )
     progress(1.0, "done")

@@ -9,7 +9,15 @@ import re
 import threading
 from typing import Any, Sequence
 
-from ._compact import DEFAULT_RATIO, CompactRequest, ProgressFn, check_text, compact_text
+from ._compact import (
+    DEFAULT_RATIO,
+    PART_BUDGET_WARNINGS,
+    PINS_OVER_BUDGET,
+    CompactRequest,
+    ProgressFn,
+    check_text,
+    compact_text,
+)
 from ._config import Settings, default_settings
 from ._exceptions import BudgetError, InputError, KeepPatternError, StoreError
 from ._keep import check_keep_patterns
@@ -19,7 +27,11 @@ from ._scoring import LineScorer
 from ._store import OriginalStore
 from ._tokenizer import Tokenizer, get_tokenizer
 
-__all__ = ["Engine", "get_engine", "parse_line_ranges"]
+__all__ = ["Engine", "get_engine", "parse_line_ranges", "PART_FLOOR_TOKENS"]
+
+#: ``compact_messages`` cuts no part below this many tokens: its omission markers and the line
+#: naming its handle take about 33 of them, and a part cut further keeps nothing worth reading
+PART_FLOOR_TOKENS = 48
 
 log = logging.getLogger("context_distill")
 
@@ -123,10 +135,12 @@ class Engine:
     ) -> CompactMessagesResult:
         """Compact the older messages' text parts (tool results, long messages); the last
         ``preserve_recent`` messages, parts under ``min_tokens`` and everything that is not
-        text stay as they are. The budget (``ratio`` of all the messages' text tokens, or
-        ``target_tokens``) is shared out over the compactable parts in proportion to their
-        size; each compacted part ends with a line naming its handle. ``on_progress(fraction,
-        message)`` is called after each part is compacted."""
+        such a part (system prompts, tool inputs) stay as they are. ``ratio`` is the share of
+        each compacted part's tokens to keep; ``target_tokens`` is a budget for all the
+        messages' text, shared out over the compactable parts in proportion to their size.
+        No part is cut below ``PART_FLOOR_TOKENS``; with markers, each compacted part ends
+        with a line naming its handle. ``on_progress(fraction, message)`` is called after each
+        part is compacted."""
         msgs = check_messages(messages)
         if isinstance(preserve_recent, bool) or not isinstance(preserve_recent, int) or preserve_recent < 0:
             raise InputError(f"preserve_recent must be a whole number >= 0, got {preserve_recent!r}")
@@ -148,15 +162,16 @@ class Engine:
         sizes = [count(t) for t in texts]
         todo = [i for i, (text, size) in enumerate(zip(texts, sizes)) if size >= min_tokens and text.strip()]
         tokens_before = text_tokens(msgs)
+        recent_tokens = text_tokens(msgs[split:])
         compactable = sum(sizes[i] for i in todo)
         fixed = tokens_before - compactable  # recent messages, small parts, system prompts, tool inputs
         if target_tokens is not None:
-            target = target_tokens
+            share = min(1.0, max(target_tokens - fixed, 0) / compactable) if compactable else 1.0
         else:
-            target = CompactRequest(ratio=ratio).budget(tokens_before)
-        share = min(1.0, max(target - fixed, 0) / compactable) if compactable else 1.0
+            share = DEFAULT_RATIO if ratio is None else float(ratio)
 
         parts: list[CompactedPart] = []
+        emptied: list[int] = []
         warnings: list[str] = []
 
         def warn(w: str) -> None:
@@ -168,7 +183,7 @@ class Engine:
             if on_progress is not None:
                 on_progress((done - 1) / len(todo), f"compacting message part {done} of {len(todo)}")
             request = CompactRequest(
-                target_tokens=max(1, int(sizes[i] * share)),
+                target_tokens=max(1, int(sizes[i] * share), min(sizes[i], PART_FLOOR_TOKENS)),
                 query=query,
                 keep=keep,
                 markers=markers,
@@ -188,22 +203,46 @@ class Engine:
             except InputError as exc:
                 warn(f"message {k}: a part was left as it was: {exc}")
                 continue
-            if res.tokens_after < res.tokens_before:
-                set_(res.text)
-                parts.append(CompactedPart(message=k, tokens_before=res.tokens_before, tokens_after=res.tokens_after, handle=res.handle))
-                for w in res.warnings:
-                    if not _about_part_budget(w):  # the whole result's budget is checked below
-                        warn(f"message {k}: {w}")
+            if res.tokens_after >= res.tokens_before:
+                continue
+            set_(res.text)
+            parts.append(CompactedPart(message=k, tokens_before=res.tokens_before, tokens_after=res.tokens_after, handle=res.handle))
+            if not res.kept_line_ranges and not res.partial_lines:
+                emptied.append(k)
+            for w in res.warnings:
+                if w.startswith(PINS_OVER_BUDGET):
+                    warn(f"message {k}: {w}")
+                elif not _about_part_budget(w):  # e.g. the originals cache is not writable: once
+                    warn(w)
         if on_progress is not None:
             on_progress(1.0, f"compacted {len(parts)} of {len(todo)} message parts")
         tokens_after = text_tokens(msgs)
-        if tokens_after > target:
-            asked = f"target_tokens={target_tokens}" if target_tokens is not None else f"ratio={ratio if ratio is not None else DEFAULT_RATIO} ({target} tokens)"
+        if emptied:
+            where = ", ".join(str(k) for k in emptied[:10]) + (", ..." if len(emptied) > 10 else "")
             warn(
-                f"the result holds {tokens_after} tokens of text, over {asked}: the {min(preserve_recent, len(msgs))} "
-                f"most recent messages, system prompts, tool inputs and parts under {min_tokens} tokens "
-                f"({fixed} tokens in all) are never compacted, and each compacted part keeps its omission markers "
-                "and a line naming its handle; lower preserve_recent to go further"
+                f"{len(emptied)} compacted part(s) kept no lines, only omission markers"
+                + (" and a line naming the handle" if markers else "")
+                + f" (messages {where}); expand gives them back; raise ratio or target_tokens to keep some"
+            )
+        if not parts and tokens_before:
+            warn(
+                f"nothing was compacted: the last {min(preserve_recent, len(msgs))} messages stay whole "
+                f"(preserve_recent), parts under {min_tokens} tokens and system prompts and tool inputs are left "
+                "alone, and no other part got smaller"
+                + (" (its pinned lines and omission markers would cost as much as its lines)" if keep else "")
+            )
+        elif target_tokens is not None and tokens_after > target_tokens:
+            causes = [f"the last {min(preserve_recent, len(msgs))} messages hold {recent_tokens}"]
+            if fixed - recent_tokens:
+                causes.append(
+                    f"system prompts, tool inputs and parts under {min_tokens} tokens {fixed - recent_tokens}"
+                )
+            warn(
+                f"the result holds {tokens_after} tokens of text, over target_tokens={target_tokens}: "
+                f"{fixed} tokens are never compacted ({'; '.join(causes)}), and no compacted part goes below "
+                f"{PART_FLOOR_TOKENS} tokens"
+                + (" or its pinned lines" if keep else "")
+                + ("; lower preserve_recent to go further" if recent_tokens * 4 > fixed else "")
             )
         return CompactMessagesResult(
             messages=msgs,
@@ -296,9 +335,10 @@ def get_engine() -> Engine:
 
 
 def _about_part_budget(warning: str) -> bool:
-    """True for ``compact_text``'s warnings about its own budget: for a message part that is
-    its share of the caller's budget, a number the caller never gave."""
-    return "budget" in warning or "too small to compact" in warning
+    """True for ``compact_text``'s warnings about its own budget (for a message part, its share
+    of the caller's budget: a number the caller never gave) and about a part that lost every
+    line (counted once for all parts instead)."""
+    return warning.startswith(PART_BUDGET_WARNINGS)
 
 
 def _check_query(query: object) -> None:

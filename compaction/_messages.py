@@ -112,25 +112,51 @@ def iter_text_slots(message: dict[str, Any]) -> Iterator[Slot]:
     yield from _slots_in_content(message, "content")
 
 
-#: keys whose values a model does not read as text (ids, kinds, signatures, cache hints)
-_NOT_TEXT_KEYS = frozenset({"role", "type", "id", "tool_use_id", "tool_call_id", "call_id", "cache_control", "signature"})
-#: content blocks that are not text (their base64 data is not read as tokens of text)
-_NOT_TEXT_BLOCKS = frozenset({"image", "image_url", "input_image", "document", "input_file", "file", "redacted_thinking"})
+def _content_text(content: Any) -> Iterator[str]:
+    """The text a model reads in one ``content`` value: strings, ``text`` parts, tool
+    results, tool inputs (as JSON), thinking; not images, audio, files or signatures."""
+    if isinstance(content, str):
+        yield content
+        return
+    if not isinstance(content, list):
+        return
+    for part in content:
+        if isinstance(part, str):
+            yield part
+        elif isinstance(part, dict):
+            kind = part.get("type")
+            if isinstance(part.get("text"), str) and kind in ("text", "input_text", "output_text", None):
+                yield part["text"]
+            elif kind == "tool_result":
+                yield from _content_text(part.get("content"))
+            elif kind in ("tool_use", "server_tool_use") and part.get("input") is not None:
+                yield str(part.get("name") or "")
+                yield json.dumps(part["input"], ensure_ascii=False, default=str)
+            elif kind == "thinking" and isinstance(part.get("thinking"), str):
+                yield part["thinking"]
+            elif kind == "refusal" and isinstance(part.get("refusal"), str):
+                yield part["refusal"]
 
 
 def message_text(message: Any) -> Iterator[str]:
-    """Every string of one message that a model reads as text: contents, tool-call names and
-    arguments, tool inputs, thinking, system prompts; not ids, kinds or image data. What
+    """Every piece of one message that a model reads as text: its content (see
+    ``_content_text``), tool-call names and arguments, a refusal; not ids, metadata
+    (``usage``, ``model``, a harness's ``extra``) or image, audio and file data. What
     ``compact_messages`` counts as the messages' tokens."""
-    stack = [message]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, str):
-            yield x
-        elif isinstance(x, dict):
-            kind = x.get("type")
-            if isinstance(kind, str) and kind in _NOT_TEXT_BLOCKS:
-                continue
-            stack.extend(v for k, v in x.items() if k not in _NOT_TEXT_KEYS)
-        elif isinstance(x, list):
-            stack.extend(reversed(x))
+    if not isinstance(message, dict):
+        return
+    yield from _content_text(message.get("content"))
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else []:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict):
+            for key in ("name", "arguments"):
+                if isinstance(fn.get(key), str):
+                    yield fn[key]
+    legacy = message.get("function_call")
+    if isinstance(legacy, dict):
+        for key in ("name", "arguments"):
+            if isinstance(legacy.get(key), str):
+                yield legacy[key]
+    if isinstance(message.get("refusal"), str):
+        yield message["refusal"]

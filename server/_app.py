@@ -214,10 +214,15 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         ] = None,
         ratio: Annotated[
             float | None,
-            Field(gt=0, le=1, description="Fraction of tokens to keep, 0 < ratio <= 1 (default 0.5)."),
+            Field(
+                gt=0,
+                le=1,
+                description="Fraction of tokens to keep, 0 < ratio <= 1 (default 0.5); for messages, of each compacted part.",
+            ),
         ] = None,
         target_tokens: Annotated[
-            int | None, Field(ge=1, description="Token budget for the result; use instead of ratio.")
+            int | None,
+            Field(ge=1, description="Token budget for the result (for messages: all their text); use instead of ratio."),
         ] = None,
         query: Annotated[
             str | None,
@@ -269,7 +274,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
                 warnings=r.warnings,
             )
             shown = r.text
-            if r.handle and r.handle not in shown:  # a small budget left the handle out of the text
+            if markers and r.handle and r.handle not in shown:  # a small budget left the handle out of the text
                 shown += ("\n" if shown and not shown.endswith("\n") else "") + compaction.handle_line(r.handle) + "\n"
             return _result(shown, out)
         m = await work(
