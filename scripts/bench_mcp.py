@@ -35,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from _proc import peak_rss_mb  # noqa: E402 - scripts/ is on sys.path when run as a script
 
+from server._app import RESULT_META_KEY  # noqa: E402 - where compact's fields are in a result
+
 DATA = Path(os.environ.get("CONTEXT_DISTILL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TRAJ = DATA / "trajectories" / "mini-swe-agent-gemini3pro.jsonl.gz"
 
@@ -150,7 +152,7 @@ async def main(args: argparse.Namespace) -> None:
             r = await c.call_tool("compact", call)
             lat.append((time.perf_counter() - t0) * 1000)
             assert not r.is_error, r.content[0].text
-        sc = r.structured_content
+        sc = (r.meta or {})[RESULT_META_KEY]  # compact's fields (its text content is what agents read)
         st = (await c.call_tool("status", {})).structured_content
         rss = max((peak_rss_mb(p) or 0.0) for p in pids) if pids else None
     # the same call on the engine in this process: what the protocol layer adds is the difference

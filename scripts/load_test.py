@@ -43,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from _proc import peak_rss_mb  # noqa: E402 - scripts/ is on sys.path when run as a script
 
+from server._app import RESULT_META_KEY  # noqa: E402 - where compact's fields are in a result
+
 DATA = Path(os.environ.get("CONTEXT_DISTILL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TRAJECTORIES = DATA / "trajectories" / "mini-swe-agent-gemini3pro.jsonl.gz"
 
@@ -217,7 +219,7 @@ async def client_worker(url: str, queue: asyncio.Queue, stats: Stats, jobs: list
                                 continue
                             out.error = msg[:300]
                             break
-                        s = r.structured_content or {}
+                        s = (r.meta or {}).get(RESULT_META_KEY) or {}  # compact's fields
                         out.ok, out.error = True, ""
                         out.digest = result_digest(
                             s.get("text", ""),

@@ -2,8 +2,12 @@
 
 Every tool runs its work through ``Runtime.run`` (a bounded worker pool), turns each
 ``ContextDistillError`` into a tool result with ``isError`` and a one-line message saying
-what to do, and returns both readable text (what an agent reads) and structured content
-matching the tool's outputSchema.
+what to do. The tools whose result is text for the agent to read (``compact``, ``expand``,
+``summarize``, ``spawn_handoff``) return that text alone as content and their typed fields under
+``_meta[RESULT_META_KEY]``: Claude Code and VS Code show a result's ``structuredContent``, as JSON,
+instead of its text whenever it has one, which would put escaped lines and every field into the
+agent's context. ``context_status`` and ``status`` are data: their ``structuredContent`` follows
+their outputSchema.
 """
 
 from __future__ import annotations
@@ -90,7 +94,21 @@ def _fail(exc: BaseException) -> ToolError:
     return ToolError(msg)
 
 
+#: where a text tool's typed fields are, in its result's ``_meta`` (clients do not show ``_meta``
+#: to the model; programs read it there)
+RESULT_META_KEY = "io.github.context-distill/result"
+
+
+def _text_result(text: str, fields: Any) -> CallToolResult:
+    """``text`` for the agent to read, verbatim; ``fields`` (a model of ``_models``) for programs."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        _meta={RESULT_META_KEY: fields.model_dump(mode="json")},
+    )
+
+
 def _result(text: str, structured: Any) -> CallToolResult:
+    """A data tool's result: readable text and structuredContent following its outputSchema."""
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
         structured_content=structured.model_dump(mode="json"),
@@ -196,8 +214,8 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             "test_parse fail'). Give `text` (one output) or `messages` (a chat history; the last `preserve_recent` "
             "messages stay whole). Budget: `ratio` (fraction of tokens kept, default 0.5) or `target_tokens`. "
             "Returns the compacted text, where each run of omitted lines is one marker like "
-            "'[10-21 omitted]' (input lines 10 to 21), plus `kept_line_ranges`, `omitted_line_ranges`, token counts and a "
-            "`handle`. Nothing is lost: call `expand` with the handle and line ranges (e.g. '10-21') to get omitted "
+            "'[10-21 omitted]' (input lines 10 to 21), and a last line naming its `handle`. Nothing is lost: call "
+            "`expand` with the handle and line ranges (e.g. '10-21') to get omitted "
             "lines back verbatim. Lines matching a `keep` regex, or inside <keep>...</keep>, always survive."
         ),
     )
@@ -240,7 +258,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             bool, Field(description="Replace each omitted run with one marker line (default true).")
         ] = True,
         ctx: Context | None = None,
-    ) -> Annotated[CallToolResult, CompactOutput]:
+    ) -> CallToolResult:
         if (text is None) == (messages is None):
             raise ToolError("give exactly one of `text` (a tool output) or `messages` (a chat history)")
         if ratio is not None and target_tokens is not None:
@@ -276,7 +294,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             shown = r.text
             if markers and r.handle and r.handle not in shown:  # a small budget left the handle out of the text
                 shown += ("\n" if shown and not shown.endswith("\n") else "") + compaction.handle_line(r.handle) + "\n"
-            return _result(shown, out)
+            return _text_result(shown, out)
         m = await work(
             lambda: rt.engine.compact_messages(
                 messages,
@@ -303,10 +321,10 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         summary = (
             f"Compacted {m.compacted_parts} message part(s): {m.tokens_before} -> {m.tokens_after} tokens. "
             + (f"Originals: {', '.join(m.handles)} (call `expand` with a handle to get lines back). " if m.handles else "")
-            + "The compacted messages are in structuredContent.messages.\n"
+            + "The compacted messages follow as JSON.\n"
             + json.dumps(m.messages, ensure_ascii=False)
         )
-        return _result(summary, out)
+        return _text_result(summary, out)
 
     # -- expand --------------------------------------------------------------------------
     @mcp.tool(
@@ -333,10 +351,10 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             str | None,
             Field(description="Line ranges of the original, e.g. '10-20,31' (1-based, inclusive). Default: all."),
         ] = None,
-    ) -> Annotated[CallToolResult, ExpandOutput]:
+    ) -> CallToolResult:
         r = await work(lambda: rt.engine.expand(handle, lines))
         out = ExpandOutput(handle=r.handle, text=r.text, line_ranges=r.line_ranges, total_lines=r.total_lines)
-        return _result(r.text, out)
+        return _text_result(r.text, out)
 
     # -- summarize -----------------------------------------------------------------------
     @mcp.tool(
@@ -376,7 +394,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         ] = None,
         sampled: Annotated[Any, Resolve(sampled_summary)] = None,
         ctx: Context | None = None,
-    ) -> Annotated[CallToolResult, SummarizeOutput]:
+    ) -> CallToolResult:
         summarize = _wrap_missing(lambda: _need("summarize"))
         source = _wrap_input(lambda: _transcript_source(transcript_path, messages, text))
         sampled = as_sampled_text(sampled)
@@ -407,7 +425,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             transcript_tokens=data.get("transcript_tokens", 0),
             warnings=warnings,
         )
-        return _result(out.text, out)
+        return _text_result(out.text, out)
 
     # -- spawn_handoff -------------------------------------------------------------------
     @mcp.tool(
@@ -446,7 +464,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         spawn: Annotated[
             bool, Field(description="Also start the configured agent command with this handoff (default false).")
         ] = False,
-    ) -> Annotated[CallToolResult, HandoffOutput]:
+    ) -> CallToolResult:
         make_handoff = _wrap_missing(lambda: _need("make_handoff"))
         source = _wrap_input(lambda: _transcript_source(transcript_path, messages, text))
         template = _wrap_input(_spawn_template) if spawn else None
@@ -492,7 +510,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             warnings=list(data.get("warnings") or []),
         )
         head = f"Handoff stored as {out.uri} (id {hid}).\n\n" if hid else ""
-        return _result(head + out.text, out)
+        return _text_result(head + out.text, out)
 
     # -- context_status ------------------------------------------------------------------
     @mcp.tool(

@@ -109,9 +109,34 @@ class HttpServer:
                 self.proc.wait(timeout=10)
 
 
+#: the tools whose result is text for the agent: their fields are in _meta, not structuredContent
+TEXT_TOOLS = {"compact", "expand", "summarize", "spawn_handoff"}
+
+
+def result_fields(result: Any) -> dict[str, Any]:
+    """A tool result's typed fields: ``_meta[RESULT_META_KEY]`` for a text tool, else structuredContent."""
+    from server._app import RESULT_META_KEY
+
+    meta = result.meta or {}
+    return meta[RESULT_META_KEY] if RESULT_META_KEY in meta else result.structured_content
+
+
 def check_structured(tool: Any, result: Any) -> dict[str, Any]:
-    """The result is not an error and its structuredContent validates against the tool's outputSchema."""
+    """The result is not an error and its fields validate: a data tool's structuredContent against
+    its outputSchema; a text tool's ``_meta`` fields against their model's schema, with no
+    structuredContent (clients would show it to the agent instead of the text)."""
+    from server import _models
+    from server._app import RESULT_META_KEY
+
     assert not result.is_error, result.content[0].text if result.content else result
+    if tool.name in TEXT_TOOLS:
+        assert not tool.output_schema and result.structured_content is None, tool.name
+        assert result.content and result.content[0].type == "text"
+        fields = (result.meta or {})[RESULT_META_KEY]
+        model = {"compact": _models.CompactOutput, "expand": _models.ExpandOutput,
+                 "summarize": _models.SummarizeOutput, "spawn_handoff": _models.HandoffOutput}[tool.name]  # fmt: skip
+        jsonschema.validate(fields, model.model_json_schema(mode="serialization"))
+        return fields
     assert tool.output_schema, f"{tool.name} has no outputSchema"
     assert result.structured_content is not None
     jsonschema.validate(result.structured_content, tool.output_schema)

@@ -28,7 +28,17 @@ import compaction
 from compaction._handoff_store import HandoffStore
 from compaction._store import OriginalStore, handle_for
 from compaction.baselines import BM25Scorer
-from server_support import FIXTURES, MODEL_PRESENT, ROOT, SERVER_CMD, HttpServer, error_text, observation, server_env
+from server_support import (
+    FIXTURES,
+    MODEL_PRESENT,
+    ROOT,
+    SERVER_CMD,
+    HttpServer,
+    error_text,
+    observation,
+    result_fields,
+    server_env,
+)
 
 SEED = Path(__file__).parent / "fixtures" / "fuzz" / "claude-code-tool-heavy.jsonl"
 
@@ -157,16 +167,16 @@ def test_unwritable_cache_and_data_dir_through_the_real_server(tmp_path):
 
     r, st, e, h, again = anyio.run(go)
     assert not r.is_error, r.content[0].text
-    out = r.structured_content
+    out = result_fields(r)
     assert out["handle"] is None and any("cache" in w for w in out["warnings"])
     assert out["tokens_after"] < out["tokens_before"]
-    assert st.structured_content["cache_writable"] is False
+    assert result_fields(st)["cache_writable"] is False
     assert e.is_error and "\n" not in error_text(e).strip()
     # a handoff that cannot be stored is still handed back, with a warning and no id
     assert not h.is_error, h.content[0].text
-    assert h.structured_content["text"] and h.structured_content["id"] is None
-    assert any("not stored" in w for w in h.structured_content["warnings"])
-    assert not again.is_error and again.structured_content["tokens_after"] <= 200
+    assert result_fields(h)["text"] and result_fields(h)["id"] is None
+    assert any("not stored" in w for w in result_fields(h)["warnings"])
+    assert not again.is_error and result_fields(again)["tokens_after"] <= 200
 
 
 # -- corrupt shipped files -----------------------------------------------------------------------------
@@ -243,7 +253,7 @@ def test_corrupt_model_is_detected_and_status_says_so(tmp_path, damage):
 
     st, r, st2 = anyio.run(go)
     assert not st.is_error
-    model = st.structured_content["model"]
+    model = result_fields(st)["model"]
     assert model.get("available") is False
     assert "sha256" in json.dumps(model).lower() or "corrupt" in json.dumps(model).lower()
     assert r.is_error and "\n" not in error_text(r).strip()
@@ -327,7 +337,7 @@ def test_llm_that_hangs_or_talks_nonsense_falls_back_to_embedded_through_the_ser
     assert set(seen) == set(BAD_MODES), seen  # every kind of failure was served
     for r, dt in results:
         assert not r.is_error, r.content[0].text
-        out = r.structured_content
+        out = result_fields(r)
         assert out["backend"] == "embedded"
         assert out["warnings"] and any("embedded" in w or "LLM" in w or "openai" in w.lower() for w in out["warnings"])
         assert out["text"].strip()

@@ -12,7 +12,9 @@ import shutil
 import subprocess
 
 import pytest
-from server_support import FIXTURES, MODEL_PRESENT, ROOT, SERVER_CMD, TOOLS, observation
+from server_support import FIXTURES, MODEL_PRESENT, ROOT, SERVER_CMD, TEXT_TOOLS, TOOLS, observation
+
+from server._app import RESULT_META_KEY
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 NPX = shutil.which("npx")
@@ -43,7 +45,9 @@ def test_inspector_lists_the_tools_with_schemas(tmp_path):
     tools = {t["name"]: t for t in json.loads(p.stdout)["tools"]}
     assert set(tools) == TOOLS
     for t in tools.values():
-        assert t["inputSchema"]["type"] == "object" and t["outputSchema"]["type"] == "object"
+        assert t["inputSchema"]["type"] == "object"
+        # the text tools give their text alone (fields in _meta), the data tools follow an outputSchema
+        assert ("outputSchema" not in t) if t["name"] in TEXT_TOOLS else t["outputSchema"]["type"] == "object"
         assert t["annotations"]["readOnlyHint"] in (True, False)
     assert "ratio" in tools["compact"]["inputSchema"]["properties"]
 
@@ -58,7 +62,9 @@ def test_inspector_calls_compact_then_expand(tmp_path):
     assert p.returncode == 0, p.stderr.decode()[-2000:]
     out = json.loads(p.stdout)
     assert out["isError"] is False
-    sc = out["structuredContent"]
+    assert "structuredContent" not in out  # what the agent reads is the compacted text itself
+    sc = out["_meta"][RESULT_META_KEY]
+    assert out["content"][0]["text"].startswith(sc["text"])
     assert sc["tokens_after"] <= int(sc["tokens_before"] * 0.3) and sc["handle"]
     a, b = sc["omitted_line_ranges"][0]
     e = inspector(
@@ -66,7 +72,9 @@ def test_inspector_calls_compact_then_expand(tmp_path):
         "--tool-arg", f"handle={sc['handle']}", "--tool-arg", f"lines={a}-{b}",
     )  # fmt: skip
     assert e.returncode == 0, e.stderr.decode()[-2000:]
-    assert json.loads(e.stdout)["structuredContent"]["text"] == "".join(text.splitlines(keepends=True)[a - 1 : b])
+    expanded = json.loads(e.stdout)
+    assert expanded["content"][0]["text"] == "".join(text.splitlines(keepends=True)[a - 1 : b])
+    assert expanded["_meta"][RESULT_META_KEY]["line_ranges"] == [[a, b]]
 
 
 def test_inspector_sees_a_tool_error_for_bad_input(tmp_path):

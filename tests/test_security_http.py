@@ -22,6 +22,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from server_support import (
+    result_fields,
     HEADERS,
     INIT,
     ROOT,
@@ -289,7 +290,7 @@ def test_text_that_looks_like_a_path_is_read_as_text_never_as_a_file(roots, tmp_
     with HttpServer(env=env) as srv:
         out = anyio.run(go, srv.url)
     for tool, r in out.items():
-        body = json.dumps([c.model_dump() for c in r.content]) + json.dumps(r.structured_content or {})
+        body = json.dumps([c.model_dump() for c in r.content]) + json.dumps(result_fields(r) or {})
         assert "OUTSIDE-SECRET" not in body, (tool, body[:500])
 
 
@@ -326,12 +327,12 @@ def test_handoff_ids_cannot_name_paths_over_http(tmp_path):
                     out[("prompt", h)] = json.dumps(p.model_dump(mode="json"))
                 except Exception as exc:  # noqa: BLE001
                     out[("prompt", h)] = f"error: {exc}"
-            good = await c.read_resource(f"handoff://{made.structured_content['id']}")
+            good = await c.read_resource(f"handoff://{result_fields(made)['id']}")
             return made, out, good
 
     with HttpServer(env=env) as srv:
         made, out, good = anyio.run(go, srv.url)
-    assert not made.is_error and re.fullmatch(r"[0-9a-z-]{1,64}", made.structured_content["id"])
+    assert not made.is_error and re.fullmatch(r"[0-9a-z-]{1,64}", result_fields(made)["id"])
     for key, text in out.items():
         assert "root:x:0:0" not in text, key
         assert text.startswith("error") or "isError" in text or "not found" in text.lower() or "invalid" in text.lower(), (key, text[:300])
@@ -362,7 +363,7 @@ def test_spawn_passes_a_hostile_goal_as_one_literal_argument_over_http(tmp_path)
     assert argv[0] == "--goal-prompt" and len(argv) == 2
     assert f"touch {pwned} && echo $(touch {pwned})" in argv[1]  # the goal arrived literally
     assert not pwned.exists(), "a shell ran the goal"
-    spawned = r.structured_content["spawned"]
+    spawned = result_fields(r)["spawned"]
     assert spawned["argv"][:3] == template[:3]
 
 
@@ -378,15 +379,15 @@ def test_secrets_never_reach_the_cache_or_the_handoff_store_over_http(tmp_path):
     async def go(url):
         async with _client(url) as c:
             r = await c.call_tool("compact", {"text": text, "ratio": 0.2, "query": "which step failed"})
-            e = await c.call_tool("expand", {"handle": r.structured_content["handle"], "lines": "95-105"})
+            e = await c.call_tool("expand", {"handle": result_fields(r)["handle"], "lines": "95-105"})
             h = await c.call_tool("spawn_handoff", {"text": session})
-            res = await c.read_resource(f"handoff://{h.structured_content['id']}")
+            res = await c.read_resource(f"handoff://{result_fields(h)['id']}")
             return r, e, h, res
 
     with HttpServer(env=env) as srv:
         r, e, h, res = anyio.run(go, srv.url)
     assert not r.is_error and not e.is_error and not h.is_error
-    assert SECRET not in e.structured_content["text"] and "[REDACTED:openai-key]" in e.structured_content["text"]
+    assert SECRET not in result_fields(e)["text"] and "[REDACTED:openai-key]" in result_fields(e)["text"]
     assert SECRET not in json.dumps(res.model_dump(mode="json"))
     for folder in (cache, data):
         for p in folder.rglob("*"):

@@ -14,6 +14,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from server_support import (
+    result_fields,
     HEADERS,
     INIT,
     ROOT,
@@ -216,8 +217,8 @@ def test_summarize_samples_the_clients_model_over_http(args):
     with HttpServer(args) as srv:
         r = anyio.run(go, srv.url)
     assert not r.is_error, r.content[0].text
-    assert r.structured_content["backend"] == "mcp-sampling:m1" and asked
-    assert "written by the client's model" in r.structured_content["text"]
+    assert result_fields(r)["backend"] == "mcp-sampling:m1" and asked
+    assert "written by the client's model" in result_fields(r)["text"]
 
 
 def test_another_loopback_address_is_an_allowed_host_when_bound():

@@ -8,6 +8,7 @@ import anyio
 import httpx
 from mcp import Client, StdioServerParameters
 from server_support import (
+    result_fields,
     ROOT,
     SERVER_CMD,
     HttpServer,
@@ -75,7 +76,7 @@ def test_status_answers_while_every_worker_is_busy():
 
     st = anyio.run(go)
     assert not st.is_error, error_text(st)
-    assert st.structured_content["in_flight"] >= 1
+    assert result_fields(st)["in_flight"] >= 1
 
 
 def test_input_over_the_size_limit_is_a_clear_error_and_the_next_call_succeeds():

@@ -12,10 +12,12 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp_types import CreateMessageResult, TextContent
 from server_support import (
+    result_fields,
     FIXTURES,
     MODEL_PRESENT,
     ROOT,
     SERVER_CMD,
+    TEXT_TOOLS,
     TOOLS,
     check_structured,
     error_text,
@@ -48,7 +50,10 @@ def test_tools_listed_with_schemas_titles_and_honest_annotations():
     for t in tools.values():
         assert t.title and len(t.description) > 150, t.name
         assert t.input_schema["type"] == "object"
-        assert t.output_schema and t.output_schema["type"] == "object", t.name
+        if t.name in TEXT_TOOLS:  # text for the agent; fields in _meta (see server/_app.py)
+            assert not t.output_schema, t.name
+        else:
+            assert t.output_schema and t.output_schema["type"] == "object", t.name
         assert t.annotations is not None and t.annotations.open_world_hint is not None
     for name in ("compact", "expand", "status", "context_status"):
         a = tools[name].annotations
@@ -166,9 +171,9 @@ def test_compact_messages_and_keep_patterns():
     # a budget too small for the handle line: the text the agent reads still names the handle,
     # while structuredContent.text stays the compacted text itself
     shown = tiny.content[0].text
-    handle = tiny.structured_content["handle"]
-    assert handle not in tiny.structured_content["text"]
-    assert shown.startswith(tiny.structured_content["text"]) and shown.splitlines()[-1] == compaction.handle_line(handle)
+    handle = result_fields(tiny)["handle"]
+    assert handle not in result_fields(tiny)["text"]
+    assert shown.startswith(result_fields(tiny)["text"]) and shown.splitlines()[-1] == compaction.handle_line(handle)
     # each compacted part says which message it is in and names its handle on its last line
     assert [p["message"] for p in m["parts"]] == [2] and m["parts"][0]["handle"] == m["handles"][0]
     assert m["messages"][2]["content"][0]["content"].splitlines()[-1].count(m["handles"][0]) == 1
@@ -193,7 +198,7 @@ def test_progress_notifications_on_long_input():
         async with Client(params()) as c:
             r = await c.call_tool("compact", {"text": long_text, "ratio": 0.05}, progress_callback=on_progress)
             assert not r.is_error
-            return r.structured_content
+            return result_fields(r)
 
     out = run(go)
     assert out["tokens_after"] < out["tokens_before"]
@@ -226,7 +231,7 @@ def test_progress_notifications_for_messages_and_summarize():
             )
             s = await c.call_tool("summarize", {"messages": messages}, progress_callback=recorder("summarize"))
             assert not r.is_error and not s.is_error
-            return r.structured_content
+            return result_fields(r)
 
     out = run(go)
     assert len(out["handles"]) == 3
@@ -358,8 +363,8 @@ def test_summarize_uses_mcp_sampling_when_the_client_offers_it(mode):
 
     r, st = run(go)
     assert not r.is_error, r.content[0].text
-    out = r.structured_content
-    assert st.structured_content["sampling"] is True
+    out = result_fields(r)
+    assert result_fields(st)["sampling"] is True
     if not seen:
         pytest.skip("this summarize build never asks an LLM backend, so there is nothing to sample")
     assert out["backend"] == "mcp-sampling:test-model", out
@@ -376,7 +381,7 @@ def test_default_scorer_is_the_deletion_model():
         async with Client(params(scorer="model")) as c:
             r = await c.call_tool("compact", {"text": text, "ratio": 0.3, "query": "psql"})
             st = await c.call_tool("status", {})
-            return r.structured_content, st.structured_content
+            return result_fields(r), result_fields(st)
 
     out, st = run(go)
     assert out["scorer"] not in ("bm25", "head+tail", "tail", "random", "error-regex")
@@ -397,7 +402,7 @@ def test_missing_model_is_a_clear_tool_error_not_a_crash(tmp_path):
 
     r, st, e = run(go)
     assert "model" in error_text(r).lower()
-    assert st.structured_content["model"]["available"] is False and st.structured_content["scorer"] == "unavailable"
+    assert result_fields(st)["model"]["available"] is False and result_fields(st)["scorer"] == "unavailable"
     assert "no original" in error_text(e)
 
 
@@ -418,8 +423,8 @@ def test_a_failing_sampler_falls_back_to_the_embedded_summarizer():
 
     r, ok = run(go)
     assert not r.is_error, r.content[0].text
-    assert r.structured_content["backend"] == "embedded"
-    assert any("sampling" in w for w in r.structured_content["warnings"])
+    assert result_fields(r)["backend"] == "embedded"
+    assert any("sampling" in w for w in result_fields(r)["warnings"])
     assert not ok.is_error
 
 
@@ -445,7 +450,7 @@ def test_a_failed_spawn_still_returns_the_stored_handoff_and_a_bad_log_level_is_
 
     r, prompt_error = run(go)
     assert not r.is_error, error_text(r)
-    sc = r.structured_content
+    sc = result_fields(r)
     assert sc["id"] and not sc.get("spawned")
     assert any("no agent was started" in w for w in sc["warnings"])
     assert len(list((tmp_path / "data" / "handoffs").glob("*.json"))) == 1
