@@ -409,6 +409,9 @@ def _shrink(text: Any, query: str, cfg: HookConfig, engine: Any) -> str | None:
     res = eng.compact(text, target_tokens=target, query=query or None, name_handle=True)
     if res.tokens_after >= tokens or not res.omitted_line_ranges:
         return None
+    if res.handle is None:  # the original could not be stored: lines removed now could never come back
+        _log("warning", "PostToolUse: the originals cache cannot be written; the output is left whole")
+        return None
     _log("info", f"PostToolUse: {tokens} -> {res.tokens_after} tokens ({len(text)} -> {len(res.text)} chars) scorer={res.scorer}", stderr=False)
     return res.text
 
@@ -436,6 +439,9 @@ def _shrink_to_chars(text: Any, query: str, engine: Any, limit: int) -> str | No
         if target < 40:
             break
         res = eng.compact(text, target_tokens=target, query=query or None, name_handle=True)
+        if res.handle is None and res.omitted_line_ranges:  # not stored: nothing removed could come back
+            _log("warning", "PostToolUse: the originals cache cannot be written; the output is left whole")
+            return None
         if len(res.text) <= limit:
             if best is None or len(res.text) > len(best.text):
                 best = res

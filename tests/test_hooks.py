@@ -542,3 +542,25 @@ def test_install_keeps_a_symlinked_settings_file_and_its_permissions(tmp_path):
     data = json.loads(real.read_text())
     assert data["model"] == "opus" and "PostToolUse" in data["hooks"]
     assert stat.S_IMODE(real.stat().st_mode) == 0o644
+
+
+def test_an_unwritable_originals_cache_leaves_tool_output_whole(tmp_path):
+    """Lines removed without a stored original could never be expanded: the hook shrinks nothing."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder should be")
+    eng = compaction.Engine(
+        scorer=BM25Scorer(), settings=compaction.Settings(cache_dir=blocker / "cache", data_dir=tmp_path / "data")
+    )
+    data = hook_input("PostToolUse", "Bash")
+    assert run_hook("PostToolUse", json.dumps(data), engine=eng) == ""
+    full = (FIX / "ponyc-parser-c.view.txt").read_text() * 3
+    saved = tmp_path / "tool-results" / "b1.txt"
+    saved.parent.mkdir()
+    saved.write_text(full)
+    data["tool_response"] = dict(
+        data["tool_response"], stdout=full[:30_000], persistedOutputPath=str(saved), persistedOutputSize=len(full)
+    )
+    assert run_hook("PostToolUse", json.dumps(data), engine=eng) == ""
+    # the same inputs with a writable cache are shrunk (so the two checks above test the cache, not the input)
+    ok = compaction.Engine(scorer=BM25Scorer(), settings=compaction.Settings(cache_dir=tmp_path / "c", data_dir=tmp_path / "d"))
+    assert run_hook("PostToolUse", json.dumps(data), engine=ok)
