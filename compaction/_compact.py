@@ -114,8 +114,10 @@ def check_text(text: object, limits: Limits) -> str:
 
 
 def _too_large(size: int, limits: Limits) -> str:
+    # the CLI reads at most one byte past the limit, so that size says only "over"
+    what = "over" if size == limits.max_input_bytes + 1 else f"{size:,} bytes, over"
     return (
-        f"input is {size:,} bytes, over the limit of {limits.max_input_bytes:,}; "
+        f"input is {what} the limit of {limits.max_input_bytes:,} bytes; "
         "split it, or raise CONTEXT_DISTILL_MAX_INPUT_BYTES"
     )
 

@@ -318,6 +318,11 @@ def _cmd_handoff(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"goal": args.goal, "engine": engine_from_env()}
     if args.budget_tokens is not None:
         kwargs["budget_tokens"] = args.budget_tokens
+    template = None
+    if args.spawn:  # a missing or bad agent command is the caller's error: say so before saving anything
+        from compaction import _spawn
+
+        template = _spawn.spawn_template_from_env()
     result = make_handoff(source, **kwargs)
     out: dict[str, Any] = {**_jsonable(result)}
     if args.save or args.spawn:
@@ -329,13 +334,16 @@ def _cmd_handoff(args: argparse.Namespace) -> int:
         handoff_id = getattr(stored, "id", None)
         out["id"] = handoff_id
         out["uri"] = f"handoff://{handoff_id}" if handoff_id else None
-    if args.spawn:
+    if template is not None:
         from compaction import _spawn
 
-        template = _spawn.spawn_template_from_env()
         log_dir = engine_from_env(scorer=_NoScorer()).settings.data_dir / "spawn-logs"
-        spawned = _spawn.spawn_agent(result.text, template, getattr(result, "cwd", None) or os.getcwd(), log_dir)
-        out["spawned"] = _jsonable(spawned)
+        try:
+            spawned = _spawn.spawn_agent(result.text, template, getattr(result, "cwd", None) or os.getcwd(), log_dir)
+        except _spawn.SpawnError as exc:  # the handoff is made and saved: hand it back, say why no agent
+            out["warnings"] = [*(out.get("warnings") or []), f"no agent was started: {exc}"]
+        else:
+            out["spawned"] = _jsonable(spawned)
     if args.json:
         _print_json(out)
     else:
@@ -345,6 +353,8 @@ def _cmd_handoff(args: argparse.Namespace) -> int:
         if out.get("spawned"):
             sp = out["spawned"]
             print(f"context-distill: started agent pid {sp.get('pid')}, log {sp.get('log_path')}", file=sys.stderr)
+        for w in out.get("warnings") or []:
+            print(f"context-distill: warning: {w}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -455,6 +465,16 @@ def _positive(value: str) -> int:
     return n
 
 
+def _non_negative(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return n
+
+
 def _port(value: str) -> int:
     n = _positive(value)
     if n > 65535:
@@ -548,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--transcript", required=True, metavar="PATH", help="transcript file, or - for standard input")
     s.add_argument("--budget-tokens", type=_positive, metavar="N", help="size bound of the summary in tokens")
-    s.add_argument("--recent-turns", type=_positive, metavar="N", help="last turns kept at full fidelity")
+    s.add_argument("--recent-turns", type=_non_negative, metavar="N", help="last turns kept at full fidelity (0: none)")
     s.add_argument("--json", action="store_true", help="print one JSON object: text, sections, backend, tokens, ...")
     s.set_defaults(func=_cmd_summarize)
 

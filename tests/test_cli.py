@@ -248,3 +248,26 @@ def test_expand_and_compact_write_utf8_bytes_whatever_the_locale(tmp_path):
         p = subprocess.run(CLI + ["expand", handle], capture_output=True, env=env, cwd=str(ROOT), timeout=120)
         assert p.returncode == 0, p.stderr.decode()
         assert p.stdout == text.encode("utf-8")
+
+
+def test_handoff_spawn_that_cannot_start_still_prints_the_saved_handoff(tmp_path):
+    t = str(FIXTURES / "claude-code-short.jsonl")  # its cwd is a folder that does not exist here
+    env = server_env({"CONTEXT_DISTILL_DATA_DIR": str(tmp_path / "data"), "CONTEXT_DISTILL_CACHE_DIR": str(tmp_path / "c"),
+                      "CONTEXT_DISTILL_SPAWN_COMMAND": json.dumps(["/bin/echo", "{prompt}"])})  # fmt: skip
+    p = cli("handoff", "--transcript", t, "--spawn", "--json", env=env)
+    assert p.returncode == 0, p.stderr.decode()
+    out = json.loads(p.stdout)
+    assert out["id"] and out["text"].startswith("# Handoff") and "spawned" not in out
+    assert any(w.startswith("no agent was started: cannot start the agent in") for w in out["warnings"])
+    # without an agent command nothing is saved and the error says how to set one
+    env.pop("CONTEXT_DISTILL_SPAWN_COMMAND")
+    before = sorted((tmp_path / "data").rglob("*"))
+    p = cli("handoff", "--transcript", t, "--spawn", env=env)
+    assert p.returncode == 2 and "CONTEXT_DISTILL_SPAWN_COMMAND" in one_line_error(p)
+    assert sorted((tmp_path / "data").rglob("*")) == before
+
+
+def test_summarize_recent_turns_zero_is_accepted():
+    p = cli("summarize", "--transcript", str(FIXTURES / "claude-code-short.jsonl"), "--recent-turns", "0", "--json")
+    assert p.returncode == 0, p.stderr.decode()
+    assert "## Recent turns" not in json.loads(p.stdout)["text"]
