@@ -73,6 +73,13 @@ _ADVICE = {
 }
 
 
+def _refused_as_too_long(events: list[Any]) -> bool:
+    """The session's last answer is the API's "Prompt is too long" (Claude Code writes it as an
+    assistant message from model ``<synthetic>`` with zero usage): it cannot go on as it is."""
+    last = next((e for e in reversed(events) if e.kind == "assistant"), None)
+    return last is not None and last.text.strip().lower().startswith("prompt is too long")
+
+
 def context_status(source: Any, *, limit_tokens: int | None = None, fmt: str = "auto") -> ContextStatus:
     """How much of the context window the session in ``source`` uses, and a recommendation."""
     if limit_tokens is not None and (
@@ -102,9 +109,14 @@ def context_status(source: Any, *, limit_tokens: int | None = None, fmt: str = "
     else:
         limit, limit_source = DEFAULT_LIMIT, "default"
     limit = max(1, limit)
+    refused = _refused_as_too_long(events)
+    if refused:  # the API turned the last request down: the context is full, whatever was counted
+        used = max(used, limit)
     fraction = used / limit
     rec = recommend(fraction)
     how = "from usage fields" if source_kind == "usage" else "counted"
+    if refused:
+        how = "the last request was refused: prompt is too long"
     message = f"{used:,} of {limit:,} tokens ({fraction:.0%}, {how}): {_ADVICE[rec]}"
     return ContextStatus(
         tokens_used=used,

@@ -88,3 +88,42 @@ def test_real_fixture_uses_latest_usage():
     s = context_status(FIX / "tool_heavy.jsonl")
     assert s.tokens_used == u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"]
     assert s.recommendation == "fine" and s.model == "claude-opus-4-6"
+
+
+def test_the_model_named_by_a_messages_request_or_response_sets_the_limit():
+    big = "x " * 140_000
+    s = context_status({"model": "gpt-4o", "messages": [{"role": "user", "content": big}]})
+    assert (s.limit_tokens, s.limit_source, s.model) == (128_000, "model", "gpt-4o") and s.recommendation == "handoff"
+    # an assistant message that says which model wrote it (an API response; mini-swe-agent's raw response)
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello", "extra": {"response": {"model": "gemini-3-pro-preview"}}}]
+    assert context_status(msgs).limit_tokens == 1_048_576
+
+
+def test_a_json_list_of_non_messages_is_not_an_empty_conversation(tmp_path):
+    import compaction
+
+    events = [{"id": i, "source": "agent", "action": "run", "args": {"command": f"ls {i}"}} for i in range(5)]
+    with pytest.raises(compaction.TranscriptError, match="no chat messages"):
+        context_status(events)
+    p = tmp_path / "events.json"
+    p.write_text(json.dumps(events, indent=2))
+    s = context_status(str(p))  # read as text: counted, not 0
+    assert s.tokens_used > 20 and s.source == "counted"
+
+
+def test_usage_from_before_a_compaction_is_not_the_context_after_it(tmp_path):
+    t = read_transcript(cc_session(tmp_path, 150_000, boundary_after=True))
+    assert t.usage_tokens is None and t.since_boundary().usage_tokens is None
+    assert context_status(cc_session(tmp_path, 150_000, boundary_after=True)).source == "counted"
+
+
+def test_a_session_refused_as_too_long_is_full(tmp_path):
+    p = cc_session(tmp_path, 165_000)
+    recs = [json.loads(x) for x in p.read_text().splitlines()]
+    recs.append({"type": "user", "sessionId": "s1", "message": {"role": "user", "content": "here is the whole log: ..."}})
+    recs.append({"type": "assistant", "sessionId": "s1", "isApiErrorMessage": True, "message": {
+        "id": "e1", "model": "<synthetic>", "role": "assistant", "content": [{"type": "text", "text": "Prompt is too long"}],
+        "usage": {"input_tokens": 0, "output_tokens": 0}}})  # fmt: skip
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    s = context_status(str(p))
+    assert s.recommendation == "handoff" and s.fraction >= 1.0 and "too long" in s.message

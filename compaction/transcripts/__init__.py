@@ -95,9 +95,11 @@ def _read(source: Any, fmt: str, subagents: bool) -> Transcript:
             raise InputError("a list of messages cannot be read as plain text")
         if looks_like_claude_code(source[:50]) and fmt == "auto":
             return parse_claude_code_lines([json.dumps(r, default=str) for r in source])
+        if source and not _has_messages(source):
+            raise TranscriptError(_NO_MESSAGES)
         return parse_messages(source, fmt=fmt)
     if isinstance(source, dict) and isinstance(source.get("messages"), list):
-        return parse_messages(source["messages"], fmt=fmt, system=source.get("system"))
+        return parse_messages(source["messages"], fmt=fmt, system=source.get("system"), model=_str(source.get("model")))
     if isinstance(source, (bytes, bytearray)):
         return _from_bytes(bytes(source), fmt, path=None, subagents=False)
     if isinstance(source, CheckedFile):  # a path that passed the server's folder check
@@ -170,10 +172,12 @@ def _from_bytes(data: bytes, fmt: str, *, path: Path | None, subagents: bool, re
             val = json.loads(text)
         except (json.JSONDecodeError, RecursionError):
             val = None
-        if isinstance(val, list):
+        if isinstance(val, list) and (_has_messages(val) or not val):
             return parse_messages(val, fmt=fmt, path=pstr)
         if isinstance(val, dict) and isinstance(val.get("messages"), list):
-            return parse_messages(val["messages"], fmt=fmt, system=val.get("system"), path=pstr)
+            return parse_messages(
+                val["messages"], fmt=fmt, system=val.get("system"), path=pstr, model=_str(val.get("model"))
+            )
         if isinstance(val, dict) and "role" in val:
             return parse_messages([val], fmt=fmt, path=pstr)
         # JSONL of messages: one message object per line, bad lines counted
@@ -194,8 +198,21 @@ def _from_bytes(data: bytes, fmt: str, *, path: Path | None, subagents: bool, re
                 t = t.model_copy(update={"skipped": t.skipped + bad, "skipped_reasons": reasons})
             return t
         if fmt in ("openai", "anthropic"):
-            raise TranscriptError("no chat messages found: expected a JSON list of {role, content} objects")
+            raise TranscriptError(_NO_MESSAGES)
     return parse_text(_decode(data), path=pstr)
+
+
+_NO_MESSAGES = "no chat messages found: expected a JSON list of {role, content} objects"
+
+
+def _has_messages(items: list[Any]) -> bool:
+    """Some item is a chat message (an object with a ``role``): a JSON list of other records
+    (an agent framework's own event log) is not read as an empty conversation."""
+    return any(isinstance(m, dict) and "role" in m for m in items)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _first_records_are_cc(data: bytes) -> bool:

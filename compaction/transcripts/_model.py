@@ -160,4 +160,6 @@ class Transcript(BaseModel):
         marks = self.boundaries
         if not marks:
             return self
-        return self.model_copy(update={"events": self.events[marks[-1] + 1 :]})
+        events = self.events[marks[-1] + 1 :]
+        usage = next((e.context_tokens for e in reversed(events) if e.context_tokens), None)
+        return self.model_copy(update={"events": events, "usage_tokens": usage})

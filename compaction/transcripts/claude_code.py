@@ -304,6 +304,10 @@ def parse_claude_code_lines(lines: Iterable[bytes | str], *, path: str | None = 
         skipped["sidechain"] += side_records
         usage, model = main_usage, main_model
 
+    # after a compaction, the usage of a response from before it is not the context's size
+    last_boundary = max((i for i, ev in enumerate(events) if isinstance(ev, CompactBoundary)), default=None)
+    if last_boundary is not None and not any(ev.context_tokens for ev in events[last_boundary + 1 :]):
+        usage = None
     return Transcript(
         format="claude-code",
         events=events,

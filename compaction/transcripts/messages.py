@@ -68,9 +68,23 @@ def _name(v: Any) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
+def _model_of(m: dict[str, Any]) -> str | None:
+    """The model that wrote an assistant message, where the message says (an API response's
+    ``model``, or a harness's raw response kept beside it, as mini-swe-agent's ``extra``)."""
+    if isinstance(m.get("model"), str):
+        return m["model"]
+    extra = m.get("extra")
+    response = extra.get("response") if isinstance(extra, dict) else None
+    if isinstance(response, dict) and isinstance(response.get("model"), str):
+        return response["model"]
+    return None
+
+
 def parse_messages(
-    messages: list[Any], *, fmt: str = "auto", system: Any = None, path: str | None = None
+    messages: list[Any], *, fmt: str = "auto", system: Any = None, path: str | None = None, model: str | None = None
 ) -> Transcript:
+    """``model``: the model the messages were sent to (a request's top-level ``model``), unless
+    an assistant message names the one that wrote it."""
     if fmt == "auto":
         fmt = detect_message_format(messages)
     events: list[Any] = []
@@ -109,6 +123,7 @@ def parse_messages(
                 else:
                     events.append(UserText(record=i, text=_parts_text(content)))
             elif role == "assistant":
+                model = _model_of(m) or model
                 if isinstance(content, list):
                     for b in content:
                         if not isinstance(b, dict):
@@ -153,4 +168,5 @@ def parse_messages(
         path=path,
         skipped=sum(skipped.values()),
         skipped_reasons=dict(skipped),
+        model=model if isinstance(model, str) and model else None,
     )
