@@ -74,10 +74,15 @@ _ADVICE = {
 
 
 def _refused_as_too_long(events: list[Any]) -> bool:
-    """The session's last answer is the API's "Prompt is too long" (Claude Code writes it as an
-    assistant message from model ``<synthetic>`` with zero usage): it cannot go on as it is."""
-    last = next((e for e in reversed(events) if e.kind == "assistant"), None)
-    return last is not None and last.text.strip().lower().startswith("prompt is too long")
+    """Since its last compaction, the session's last answer is the API's "Prompt is too long",
+    which Claude Code writes as an assistant message from model ``<synthetic>`` (not a reply
+    that talks about the error): the session cannot go on as it is."""
+    for e in reversed(events):
+        if e.kind == "compact_boundary":
+            return False
+        if e.kind == "assistant":
+            return getattr(e, "model", None) == "<synthetic>" and e.text.strip().lower().startswith("prompt is too long")
+    return False
 
 
 def context_status(source: Any, *, limit_tokens: int | None = None, fmt: str = "auto") -> ContextStatus:

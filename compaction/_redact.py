@@ -210,6 +210,23 @@ def _stand_in(value: str, name: str) -> bool:
         or letters == _letters(name)
         or _STAND_IN_WHOLE.fullmatch(letters) is not None
         or (len(value) <= 40 and any(p in letters for p in _STAND_IN_PARTS))
+        or _type_name(core)
+        or _HEX_COLOUR.fullmatch(value) is not None  # pygments styles: Token: '#000080'
+    )
+
+
+_HEX_COLOUR = re.compile(r"#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})")
+
+
+def _type_name(value: str) -> bool:
+    """A CamelCase name that says what it holds (``NextToken``, ``V1SecretVolumeSource``,
+    ``AWSSecretKey``): API schemas and SDK code, not a secret."""
+    return (
+        value.isidentifier()
+        and value[0].isupper()
+        and any(c.isupper() for c in value[1:])
+        and any(c.islower() for c in value)
+        and any(w in value.lower() for w in ("token", "secret", "key", "password"))
     )
 
 
@@ -217,7 +234,8 @@ def _code_expression(value: str, name: str, *, spaced: bool) -> bool:
     """A bare value that reads as code: a call, subscript or literal ([{), attribute access, or a
     variable (snake_case, camelCase, a name holding the credential word). After a spaced ``=``
     (Python, TOML, ini) any name without a digit counts as a variable."""
-    core = value.rstrip(",;!")  # a trailing comma, semicolon, TypeScript's non-null !
+    # a trailing comma, semicolon, TypeScript's non-null !, or what closes a call or a def: None):
+    core = value.rstrip(",;!):]}")
     if value.startswith(_BARE_SYNTAX_START) or any(c in value for c in "([{"):
         return True
     if _DOTTED_NAME.fullmatch(core):
@@ -328,8 +346,8 @@ def _assignment_secret(m: re.Match[str], name: str, name_start: int) -> bool:
         return False
     if _stand_in(value, name):
         return False
-    if sep == "=" and not spaced and (value[-1] in ",)]};" or s[m.end() : m.end() + 1] in tuple(",)]}")):
-        return False  # a keyword argument in code: connect(\n    password='...',
+    if sep == "=" and not spaced and (value.rstrip(":")[-1:] in tuple(",)]};") or s[m.end() : m.end() + 1] in tuple(",)]}")):
+        return False  # a keyword argument in code: connect(\n    password='...', or the last one of a def: token=None):
     if quoted:
         return True
     if sep == ":" and not m.group("pad"):

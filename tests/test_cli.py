@@ -271,3 +271,14 @@ def test_summarize_recent_turns_zero_is_accepted():
     p = cli("summarize", "--transcript", str(FIXTURES / "claude-code-short.jsonl"), "--recent-turns", "0", "--json")
     assert p.returncode == 0, p.stderr.decode()
     assert "## Recent turns" not in json.loads(p.stdout)["text"]
+
+
+def test_a_json_list_of_non_messages_reads_the_same_from_a_file_and_from_stdin(tmp_path):
+    data = json.dumps([{"event": "start", "t": 1}, {"event": "stop", "t": 2}]).encode()
+    f = tmp_path / "ev.json"
+    f.write_bytes(data)
+    env = server_env({"CONTEXT_DISTILL_ROOTS": str(tmp_path)})
+    from_file = cli("context-status", "--transcript", str(f), "--json", env=env)
+    from_stdin = cli("context-status", "--transcript", "-", "--json", stdin=data, env=env)
+    assert from_file.returncode == from_stdin.returncode == 0, from_stdin.stderr.decode()
+    assert json.loads(from_file.stdout)["tokens_used"] == json.loads(from_stdin.stdout)["tokens_used"] > 0

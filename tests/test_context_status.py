@@ -127,3 +127,19 @@ def test_a_session_refused_as_too_long_is_full(tmp_path):
     p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     s = context_status(str(p))
     assert s.recommendation == "handoff" and s.fraction >= 1.0 and "too long" in s.message
+
+
+def test_a_refusal_that_was_compacted_away_or_a_reply_about_it_is_not_full(tmp_path):
+    p = cc_session(tmp_path, 165_000)
+    recs = [json.loads(x) for x in p.read_text().splitlines()]
+    recs.append({"type": "assistant", "sessionId": "s1", "isApiErrorMessage": True, "message": {
+        "id": "e1", "model": "<synthetic>", "role": "assistant", "content": [{"type": "text", "text": "Prompt is too long"}],
+        "usage": {"input_tokens": 0, "output_tokens": 0}}})  # fmt: skip
+    recs.append({"type": "system", "subtype": "compact_boundary", "compactMetadata": {"trigger": "manual", "preTokens": 165_000}})
+    recs.append({"type": "user", "isCompactSummary": True, "message": {"role": "user", "content": "Summary: the log was too big."}})
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    s = context_status(str(p))
+    assert s.recommendation == "fine" and s.source == "counted" and s.tokens_used < 1_000
+    chat = [{"role": "user", "content": 'What does "Prompt is too long" mean?'},
+            {"role": "assistant", "content": "Prompt is too long means the request exceeded the window."}]  # fmt: skip
+    assert context_status(chat).recommendation == "fine"

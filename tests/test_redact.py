@@ -936,3 +936,33 @@ def test_config_secret_near_its_words_matches_a_full_scan(text):
 
     kind, pattern, trigger, sub, back = next(c for c in _COMPILED if c[0] == "config-secret")
     assert _sub_near_words(pattern, sub, text, trigger, back) == pattern.sub(sub, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "def list_items(self, max_results=None,\n               next_token=None):\n",
+        "def login(user,\n          password=None):\n",
+        "    api_key=settings.API_KEY):\n",
+        "    secret_key=get_secret()]\n",
+    ],
+)
+def test_the_last_keyword_of_a_multi_line_call_or_def_is_left_alone(text):
+    assert redact_secrets(text) == text
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '        "input_token": "NextToken",',
+        "    Token: '#000080',",
+        "    'secret': 'V1SecretVolumeSource',",
+        "SECRET_KEY = 'AWSSecretKey'",
+    ],
+)
+def test_type_names_and_colours_under_credential_names_are_left_alone(line):
+    assert redact_secrets(line) == line
+
+
+def test_a_mixed_case_secret_with_digits_is_still_redacted():
+    assert "[REDACTED" in redact_secrets('"api_key": "Xk9fQ2mLpR7tVw3Z"')
