@@ -295,6 +295,8 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                     if looks_like_file(p):
                         file(p, i).mentions += 1
         elif k == "assistant":
+            if getattr(e, "model", None) == "<synthetic>":  # Claude Code's own notices ("Prompt is too long")
+                continue
             last_assistant = i
             names = extract_names(e.text)
             agent_names.update(names)

@@ -130,3 +130,19 @@ def test_a_handoff_over_its_budget_says_so(engine, tmp_path):
     h = make_handoff(path, engine=engine, budget_tokens=200)
     assert h.cwd == cwd and f"Working directory: {cwd}" in h.text
     assert h.tokens > 200 and any("over budget_tokens=200" in w for w in h.warnings), (h.tokens, h.warnings)
+
+
+def test_claude_codes_own_notices_are_not_the_next_step(engine, tmp_path):
+    recs = [
+        {"type": "user", "sessionId": "s", "cwd": "/w", "message": {"role": "user", "content": "fix the flaky test in tests/test_io.py"}},
+        {"type": "assistant", "sessionId": "s", "message": {"id": "a1", "model": "claude-opus-4-6", "role": "assistant",
+         "content": [{"type": "text", "text": "Next I will rerun tests/test_io.py with -x to see the failure."}]}},
+        {"type": "user", "sessionId": "s", "message": {"role": "user", "content": "here is the full log ..."}},
+        {"type": "assistant", "sessionId": "s", "isApiErrorMessage": True, "message": {"id": "e1", "model": "<synthetic>",
+         "role": "assistant", "content": [{"type": "text", "text": "Prompt is too long"}]}},
+    ]  # fmt: skip
+    p = tmp_path / "s.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    h = make_handoff(p, engine=engine)
+    assert "Prompt is too long" not in h.text
+    assert "rerun tests/test_io.py" in h.text
