@@ -458,24 +458,22 @@ def _ratio(value: str) -> float:
     return r
 
 
-def _positive(value: str) -> int:
+def _whole_at_least(minimum: int, value: str) -> int:
     try:
         n = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if n < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
     return n
+
+
+def _positive(value: str) -> int:
+    return _whole_at_least(1, value)
 
 
 def _non_negative(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return n
+    return _whole_at_least(0, value)
 
 
 def _port(value: str) -> int:
