@@ -100,7 +100,11 @@ RESULT_META_KEY = "io.github.context-distill/result"
 
 
 def _text_result(text: str, fields: Any) -> CallToolResult:
-    """``text`` for the agent to read, verbatim; ``fields`` (a model of ``_models``) for programs."""
+    """``text`` for the agent to read, verbatim, then one line per warning (the agent sees no
+    other field); ``fields`` (a model of ``_models``) for programs."""
+    notes = [f"[... context-distill: warning: {' '.join(str(w).split())} ...]" for w in getattr(fields, "warnings", None) or []]
+    if notes:
+        text = text + ("" if not text or text.endswith("\n") else "\n") + "\n".join(notes) + "\n"
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
         _meta={RESULT_META_KEY: fields.model_dump(mode="json")},
@@ -509,8 +513,10 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             spawned=data.get("spawned"),
             warnings=list(data.get("warnings") or []),
         )
-        head = f"Handoff stored as {out.uri} (id {hid}).\n\n" if hid else ""
-        return _text_result(head + out.text, out)
+        head = f"Handoff stored as {out.uri} (id {hid}).\n" if hid else "The handoff was not stored.\n"
+        if out.spawned is not None:
+            head += f"Started the agent (pid {out.spawned.pid}, log {out.spawned.log_path}).\n"
+        return _text_result(head + "\n" + out.text, out)
 
     # -- context_status ------------------------------------------------------------------
     @mcp.tool(

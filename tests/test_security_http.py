@@ -365,6 +365,11 @@ def test_spawn_passes_a_hostile_goal_as_one_literal_argument_over_http(tmp_path)
     assert not pwned.exists(), "a shell ran the goal"
     spawned = result_fields(r)["spawned"]
     assert spawned["argv"][:3] == template[:3]
+    # the agent reads only the text: it says where the handoff is and that an agent was started
+    head = r.content[0].text.splitlines()[:2]
+    assert head[0].startswith("Handoff stored as handoff://") and head[1] == (
+        f"Started the agent (pid {spawned['pid']}, log {spawned['log_path']})."
+    )
 
 
 def test_secrets_never_reach_the_cache_or_the_handoff_store_over_http(tmp_path):

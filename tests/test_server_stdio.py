@@ -455,3 +455,19 @@ def test_a_failed_spawn_still_returns_the_stored_handoff_and_a_bad_log_level_is_
     assert any("no agent was started" in w for w in sc["warnings"])
     assert len(list((tmp_path / "data" / "handoffs").glob("*.json"))) == 1
     assert prompt_error and "nope" in prompt_error
+
+
+def test_text_tools_put_their_warnings_in_the_text_the_agent_reads():
+    text = "\n".join(f"line {i} of a long log with some words in it" for i in range(400))
+
+    async def go():
+        async with Client(params()) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            r = await c.call_tool("compact", {"text": text, "target_tokens": 3})
+            return check_structured(tools["compact"], r), r.content[0].text
+
+    fields, shown = run(go)
+    assert fields["warnings"]
+    for w in fields["warnings"]:
+        assert f"[... context-distill: warning: {w} ...]" in shown.splitlines()
+    assert all(compaction.is_marker_line(ln) for ln in shown.splitlines())  # markers, handle and warnings only
