@@ -78,10 +78,10 @@ def _refused_as_too_long(events: list[Any]) -> bool:
     which Claude Code writes as an assistant message from model ``<synthetic>`` (not a reply
     that talks about the error): the session cannot go on as it is."""
     for e in reversed(events):
-        if e.kind == "compact_boundary":
-            return False
+        if e.kind in ("compact_boundary", "tool_call", "thinking") or e.context_tokens:
+            return False  # compacted since, or a later response went through
         if e.kind == "assistant":
-            return getattr(e, "model", None) == "<synthetic>" and e.text.strip().lower().startswith("prompt is too long")
+            return getattr(e, "model", None) == "<synthetic>" and "prompt is too long" in e.text.lower()
     return False
 
 
@@ -115,10 +115,9 @@ def context_status(source: Any, *, limit_tokens: int | None = None, fmt: str = "
         limit, limit_source = DEFAULT_LIMIT, "default"
     limit = max(1, limit)
     refused = _refused_as_too_long(events)
-    if refused:  # the API turned the last request down: the context is full, whatever was counted
-        used = max(used, limit)
     fraction = used / limit
-    rec = recommend(fraction)
+    # the API turned the last request down: the session cannot go on as it is, whatever was counted
+    rec = "handoff" if refused else recommend(fraction)
     how = "from usage fields" if source_kind == "usage" else "counted"
     if refused:
         how = "the last request was refused: prompt is too long"

@@ -209,24 +209,31 @@ def _stand_in(value: str, name: str) -> bool:
         or (value.isalpha() and value[0].isupper() and value[1:].islower())  # a label: "Password", "Passwort"
         or letters == _letters(name)
         or _STAND_IN_WHOLE.fullmatch(letters) is not None
-        or (len(value) <= 40 and any(p in letters for p in _STAND_IN_PARTS))
+        # in the value itself and written as a word is (test, Test, TEST): with digits dropped or
+        # case ignored, random keys spell "test" or "fake" too (TEStc, Fak2e)
+        or (len(value) <= 40 and any(w in value for p in _STAND_IN_PARTS for w in (p, p.capitalize(), p.upper())))
         or _type_name(core)
         or _HEX_COLOUR.fullmatch(value) is not None  # pygments styles: Token: '#000080'
     )
 
 
-_HEX_COLOUR = re.compile(r"#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})")
+_HEX_COLOUR = re.compile(r"#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})")
+# a CamelCase name's words: Capitalised words, acronyms (AWS), an API version prefix (V1)
+_CAMEL_WORD = re.compile(r"V\d+(?=[A-Z])|[A-Z]{2,}(?![a-z])|[A-Z][a-z]+")
+_CREDENTIAL_WORDS = frozenset({"Token", "Tokens", "Secret", "Secrets", "Key", "Keys", "Password", "Passwords"})
 
 
 def _type_name(value: str) -> bool:
     """A CamelCase name that says what it holds (``NextToken``, ``V1SecretVolumeSource``,
-    ``AWSSecretKey``): API schemas and SDK code, not a secret."""
+    ``AWSSecretKey``): API schemas and SDK code, not a secret. The whole value must be such
+    words, one of them a credential's word, with no digit but a leading version (``V1``):
+    ``MonkeyBusiness42`` and random keys are not names."""
+    words = _CAMEL_WORD.findall(value)
     return (
-        value.isidentifier()
-        and value[0].isupper()
-        and any(c.isupper() for c in value[1:])
-        and any(c.islower() for c in value)
-        and any(w in value.lower() for w in ("token", "secret", "key", "password"))
+        len(words) >= 2
+        and "".join(words) == value
+        and any(w in _CREDENTIAL_WORDS for w in words)
+        and not any(c.isdigit() for w in words[1:] for c in w)
     )
 
 

@@ -126,7 +126,16 @@ def test_a_session_refused_as_too_long_is_full(tmp_path):
         "usage": {"input_tokens": 0, "output_tokens": 0}}})  # fmt: skip
     p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     s = context_status(str(p))
-    assert s.recommendation == "handoff" and s.fraction >= 1.0 and "too long" in s.message
+    assert s.recommendation == "handoff" and s.tokens_used == 165_000 and "too long" in s.message
+    # a later response that went through (here a tool call) makes the refusal stale
+    recs.append({"type": "user", "sessionId": "s1", "message": {"role": "user", "content": "ok, just run the tests"}})
+    recs.append({"type": "assistant", "sessionId": "s1", "message": {
+        "id": "a2", "model": "claude-opus-4-6", "role": "assistant",
+        "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "pytest"}}],
+        "usage": {"input_tokens": 5, "cache_read_input_tokens": 41_000, "output_tokens": 9}}})  # fmt: skip
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    s = context_status(str(p))
+    assert (s.recommendation, s.tokens_used) == ("fine", 41_005)
 
 
 def test_a_refusal_that_was_compacted_away_or_a_reply_about_it_is_not_full(tmp_path):

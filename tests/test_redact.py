@@ -964,5 +964,17 @@ def test_type_names_and_colours_under_credential_names_are_left_alone(line):
     assert redact_secrets(line) == line
 
 
-def test_a_mixed_case_secret_with_digits_is_still_redacted():
-    assert "[REDACTED" in redact_secrets('"api_key": "Xk9fQ2mLpR7tVw3Z"')
+@pytest.mark.parametrize(
+    "line",
+    [
+        '"api_key": "Xk9fQ2mLpR7tVw3Z"',
+        "DB_PASSWORD=MonkeyBusiness42",
+        "password: 'Hockey4Life'",
+        '{"client_secret": "AcmeOauthSecretKey9"}',
+        "curl -H 'X-Api-Key: ProdKeyAlpha77' x",
+        "API_KEY=A7pCSTTSbLSqXPUMPfqkl8yKeYuyPkRN",
+        "secret: '#deadbeef'",
+    ],
+)
+def test_mixed_case_secrets_are_still_redacted(line):
+    assert "[REDACTED" in redact_secrets(line)
