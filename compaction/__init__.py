@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ._compact import DEFAULT_RATIO, ProgressFn, handle_line, is_marker_line, verify_verbatim
+from ._compact import DEFAULT_RATIO, ProgressFn, ends_a_line, handle_line, is_marker_line, verify_verbatim
 from ._config import Limits, Settings
 from ._engine import Engine, get_engine, parse_line_ranges
 from ._exceptions import (
@@ -56,6 +56,7 @@ __all__ = [
     "verify_verbatim",
     "is_marker_line",
     "handle_line",
+    "ends_a_line",
     "parse_line_ranges",
     "agent_query",
     # the engine and its seams

@@ -32,6 +32,7 @@ __all__ = [
     "compact_text",
     "is_marker_line",
     "handle_line",
+    "ends_a_line",
     "verify_verbatim",
     "DEFAULT_RATIO",
     "TOO_SMALL_TOKENS",
@@ -201,6 +202,11 @@ def _trailer(kept: int, total: int, handle: str | None, *, short: bool = False) 
             f'expand(handle="{handle}", lines="a-b") restores omitted lines ...]'
         )
     return f"[... context-distill: kept {kept} of {total} lines; the original was not stored ...]"
+
+
+def ends_a_line(text: str) -> bool:
+    """``text`` ends with a line break (any that ``str.splitlines`` knows), or is empty."""
+    return not text or text.endswith(_LINE_ENDS)
 
 
 def handle_line(handle: str) -> str:

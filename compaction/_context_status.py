@@ -81,7 +81,12 @@ def _refused_as_too_long(events: list[Any]) -> bool:
         if e.kind in ("compact_boundary", "tool_call", "thinking") or e.context_tokens:
             return False  # compacted since, or a later response went through
         if e.kind == "assistant":
-            return getattr(e, "model", None) == "<synthetic>" and "prompt is too long" in e.text.lower()
+            synthetic = getattr(e, "model", None) == "<synthetic>"
+            if synthetic and "prompt is too long" in e.text.lower():
+                return True
+            if not synthetic:
+                return False  # a reply went through
+            # another notice of Claude Code's ("Request was aborted."): look further back
     return False
 
 

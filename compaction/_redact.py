@@ -183,6 +183,16 @@ _NOT_VALUES = frozenset(
 _STAND_IN_PARTS = (
     "password", "passwd", "changeme", "example", "dummy", "placeholder", "redacted", "your", "fake", "test"
 )  # fmt: skip
+# the long ones anywhere, in any case (ChangeMe123); the short ones only as words of their own
+# (test123, my_test_pw, TestPass; not Contest2024, Yourself99, random keys' TEStc or Fak2e)
+_LONG_STAND_IN = tuple(p for p in _STAND_IN_PARTS if len(p) >= 6)
+_SHORT_STAND_IN = re.compile(
+    "|".join(rf"(?<![a-z]){w}[sS]?(?![a-z])" for p in _STAND_IN_PARTS if len(p) < 6 for w in (p, p.capitalize(), p.upper()))
+)
+
+
+def _placeholder_word(value: str) -> bool:
+    return any(p in value.lower() for p in _LONG_STAND_IN) or _SHORT_STAND_IN.search(value) is not None
 _STAND_IN_WHOLE = re.compile(
     r"(?:my|some|test|new|old|default|super|the|a)?(?:pass|pwd|secret|secretkey|key|token|apikey|accesskey|value)"
 )
@@ -209,31 +219,31 @@ def _stand_in(value: str, name: str) -> bool:
         or (value.isalpha() and value[0].isupper() and value[1:].islower())  # a label: "Password", "Passwort"
         or letters == _letters(name)
         or _STAND_IN_WHOLE.fullmatch(letters) is not None
-        # in the value itself and written as a word is (test, Test, TEST): with digits dropped or
-        # case ignored, random keys spell "test" or "fake" too (TEStc, Fak2e)
-        or (len(value) <= 40 and any(w in value for p in _STAND_IN_PARTS for w in (p, p.capitalize(), p.upper())))
+        or (len(value) <= 40 and _placeholder_word(value))
         or _type_name(core)
         or _HEX_COLOUR.fullmatch(value) is not None  # pygments styles: Token: '#000080'
     )
 
 
 _HEX_COLOUR = re.compile(r"#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})")
-# a CamelCase name's words: Capitalised words, acronyms (AWS), an API version prefix (V1)
-_CAMEL_WORD = re.compile(r"V\d+(?=[A-Z])|[A-Z]{2,}(?![a-z])|[A-Z][a-z]+")
+# a CamelCase name's words: Capitalised words and acronyms with the digits of their name
+# (OAuth2, S3, X509, K8s), and a lower-case run after a digit (V1beta1)
+_CAMEL_WORD = re.compile(r"[A-Z]+[a-z]*\d*|(?<=\d)[a-z]+\d*")
+_VERSION_SUFFIX = re.compile(r"V\d+\Z")
 _CREDENTIAL_WORDS = frozenset({"Token", "Tokens", "Secret", "Secrets", "Key", "Keys", "Password", "Passwords"})
 
 
 def _type_name(value: str) -> bool:
     """A CamelCase name that says what it holds (``NextToken``, ``V1SecretVolumeSource``,
-    ``AWSSecretKey``): API schemas and SDK code, not a secret. The whole value must be such
-    words, one of them a credential's word, with no digit but a leading version (``V1``):
-    ``MonkeyBusiness42`` and random keys are not names."""
+    ``AWSSecretKey``, ``OAuth2Token``, ``ApiKeyV2``): API schemas and SDK code, not a secret. The
+    whole value must be such words, one of them a credential's word, and it must not end in a
+    digit but for a version (``ProdKeyAlpha77`` and ``AcmeSecretKey9`` are passwords)."""
     words = _CAMEL_WORD.findall(value)
     return (
         len(words) >= 2
         and "".join(words) == value
         and any(w in _CREDENTIAL_WORDS for w in words)
-        and not any(c.isdigit() for w in words[1:] for c in w)
+        and (not value[-1].isdigit() or _VERSION_SUFFIX.search(value) is not None)
     )
 
 
@@ -323,8 +333,13 @@ def _flag_secret(m: re.Match[str], name: str, name_start: int) -> bool:
         and m.group("sep").strip() in ("", "=")
         and quoted is not None
         and not _stand_in(value, name)
-        # bare: no syntax, and after a space not a plain word ("--password suffers from ...")
-        and (quoted or not (value.startswith(_BARE_SYNTAX_START) or (m.group("sep") == " " and value.isalpha())))
+        # bare: no syntax (a '#' glued to '=' is part of the value), and after a space not a plain
+        # word ("--password suffers from ...")
+        and (
+            quoted
+            or (m.group("sep") == "=" and value.startswith("#"))
+            or not (value.startswith(_BARE_SYNTAX_START) or (m.group("sep") == " " and value.isalpha()))
+        )
     )
 
 
@@ -361,6 +376,8 @@ def _assignment_secret(m: re.Match[str], name: str, name_start: int) -> bool:
         return False  # YAML needs a space after the colon
     if (sep != "=" or spaced) and not _rest_of_line_blank(s, m.end()):
         return False  # YAML, ini, TOML: one word, then the end of the line
+    if sep == "=" and not spaced and value.startswith("#"):
+        return True  # db_password=#Sup3r...: glued to '=', a '#' starts the value, not a comment
     return not _code_expression(value, name, spaced=spaced and sep != ":")
 
 

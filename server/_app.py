@@ -104,7 +104,7 @@ def _text_result(text: str, fields: Any) -> CallToolResult:
     other field); ``fields`` (a model of ``_models``) for programs."""
     notes = [f"[... context-distill: warning: {' '.join(str(w).split())} ...]" for w in getattr(fields, "warnings", None) or []]
     if notes:
-        text = text + ("" if not text or text.endswith("\n") else "\n") + "\n".join(notes) + "\n"
+        text = text + ("" if compaction.ends_a_line(text) else "\n") + "\n".join(notes) + "\n"
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
         _meta={RESULT_META_KEY: fields.model_dump(mode="json")},
@@ -297,7 +297,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             )
             shown = r.text
             if markers and r.handle and r.handle not in shown:  # a small budget left the handle out of the text
-                shown += ("\n" if shown and not shown.endswith("\n") else "") + compaction.handle_line(r.handle) + "\n"
+                shown += ("" if compaction.ends_a_line(shown) else "\n") + compaction.handle_line(r.handle) + "\n"
             return _text_result(shown, out)
         m = await work(
             lambda: rt.engine.compact_messages(

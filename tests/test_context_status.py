@@ -152,3 +152,15 @@ def test_a_refusal_that_was_compacted_away_or_a_reply_about_it_is_not_full(tmp_p
     chat = [{"role": "user", "content": 'What does "Prompt is too long" mean?'},
             {"role": "assistant", "content": "Prompt is too long means the request exceeded the window."}]  # fmt: skip
     assert context_status(chat).recommendation == "fine"
+
+
+def test_a_later_notice_does_not_hide_a_refusal(tmp_path):
+    p = cc_session(tmp_path, 150_000)
+    recs = [json.loads(x) for x in p.read_text().splitlines()]
+    for text in ("Prompt is too long", "API Error: Request was aborted."):
+        recs.append({"type": "user", "sessionId": "s1", "message": {"role": "user", "content": "go"}})
+        recs.append({"type": "assistant", "sessionId": "s1", "message": {
+            "id": text, "model": "<synthetic>", "role": "assistant", "content": [{"type": "text", "text": text}],
+            "usage": {"input_tokens": 0, "output_tokens": 0}}})  # fmt: skip
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    assert context_status(str(p)).recommendation == "handoff"

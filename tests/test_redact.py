@@ -978,3 +978,37 @@ def test_type_names_and_colours_under_credential_names_are_left_alone(line):
 )
 def test_mixed_case_secrets_are_still_redacted(line):
     assert "[REDACTED" in redact_secrets(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "    token: OAuth2Token",
+        '    "token": "OAuth2Token",',
+        "  secretKey: S3SecretKey",
+        "token: X509Token",
+        "secret: V1beta1Secret",
+        "api_key = ApiKeyV2",
+        "client_secret: Oauth2ClientSecret",
+        '"password": "ChangeMe123"',
+        '"password": "test123"',
+        "password: # set from the environment",
+    ],
+)
+def test_sdk_type_names_placeholders_and_comments_are_left_alone(line):
+    assert redact_secrets(line) == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '"password": "Contest2024!"',
+        '"password": "Yourself99!"',
+        'password = "latest-build-7"',
+        "--password=#Sup3rS3cret",
+        "spring.datasource.password=#Sup3rS3cret",
+        "db_password=#Sup3rS3cret!",
+    ],
+)
+def test_passwords_that_contain_placeholder_letters_or_start_with_a_hash_are_redacted(line):
+    assert "[REDACTED" in redact_secrets(line)

@@ -471,3 +471,15 @@ def test_text_tools_put_their_warnings_in_the_text_the_agent_reads():
     for w in fields["warnings"]:
         assert f"[... context-distill: warning: {w} ...]" in shown.splitlines()
     assert all(compaction.is_marker_line(ln) for ln in shown.splitlines())  # markers, handle and warnings only
+
+
+def test_an_added_line_never_makes_an_empty_line_after_an_input_line_break():
+    text = "\x0c".join(f"line {i} ERROR" for i in range(30)) + "\x0c"
+
+    async def go():
+        async with Client(params()) as c:
+            r = await c.call_tool("compact", {"text": text, "target_tokens": 3, "keep": ["ERROR"]})
+            return result_fields(r), r.content[0].text
+
+    fields, shown = run(go)
+    assert fields["warnings"] and compaction.verify_verbatim(text, shown), shown[-300:]
