@@ -471,12 +471,28 @@ def _is_ours(data: Mapping[str, Any]) -> bool:
         tool.startswith("mcp__plugin_") and f"_{SERVER_NAME}__" in tool
     ):
         return True
-    return tool.startswith("mcp__") and tool.endswith("__expand") and _looks_like_expand(data.get("tool_response"))
+    return (
+        tool.startswith("mcp__")
+        and tool.endswith("__expand")
+        and (_expand_call(data.get("tool_input")) or _looks_like_expand(data.get("tool_response")))
+    )
+
+
+def _expand_call(tool_input: Any) -> bool:
+    """A call of our ``expand``: a 16-hex-digit ``handle`` and at most ``lines`` besides. (Its
+    answer is the restored lines alone, as content blocks: Claude Code gives the hook neither
+    ``_meta`` nor anything else to recognise it by.)"""
+    return (
+        isinstance(tool_input, dict)
+        and isinstance(tool_input.get("handle"), str)
+        and _HANDLE.match(tool_input["handle"].strip().lower()) is not None
+        and set(tool_input) <= {"handle", "lines"}
+    )
 
 
 def _looks_like_expand(resp: Any) -> bool:
-    """An ``expand`` answer of ours: structured content with a 16-hex-digit handle, the
-    restored text and its line ranges (as a JSON string, or as content blocks holding it)."""
+    """An ``expand`` answer of an older server of ours: structured content with a 16-hex-digit
+    handle, the restored text and its line ranges (as a JSON string, or content blocks holding it)."""
     texts: list[str] = []
     if isinstance(resp, str):
         texts = [resp]

@@ -145,6 +145,20 @@ def test_our_expand_under_another_name_is_never_shrunk(engine, server, tool):
     data = hook_input("PostToolUse", "mcp__bigout__show_file", tool_name=tool, mcp_server=server)
     data["tool_response"] = json.dumps({"handle": "0123456789abcdef", "text": text, "line_ranges": [[1, 600]], "total_lines": 600})
     assert run_hook("PostToolUse", json.dumps(data), engine=engine) == ""
+    # what Claude Code 2.1.331 really sends for it (seen with claude-loop): the lines alone as content
+    # blocks (its fields are in _meta, which the hook never sees); the call's input says it is ours
+    data["tool_response"] = [{"type": "text", "text": text}]
+    data["tool_input"] = {"handle": "0123456789abcdef", "lines": "1-600"}
+    assert run_hook("PostToolUse", json.dumps(data), engine=engine) == ""
+
+
+def test_another_servers_expand_tool_is_shrunk_like_any_tool(engine):
+    text = (FIX / "ponyc-command-parser.view.txt").read_text()
+    data = hook_input("PostToolUse", "mcp__bigout__show_file", tool_name="mcp__files__expand")
+    data["mcp_server"] = {"name": "files", "source": "project"}
+    data["tool_response"] = [{"type": "text", "text": text}]
+    data["tool_input"] = {"path": "src/parser.c"}
+    assert run_hook("PostToolUse", json.dumps(data), engine=engine)
 
 
 def test_bash_output_that_claude_code_sends_as_an_image_is_left_alone(engine):
