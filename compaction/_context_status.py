@@ -124,8 +124,7 @@ def context_status(source: Any, *, limit_tokens: int | None = None, fmt: str = "
     # the API turned the last request down: the session cannot go on as it is, whatever was counted
     rec = "handoff" if refused else recommend(fraction)
     how = "from usage fields" if source_kind == "usage" else "counted"
-    if refused:
-        how = "the last request was refused: prompt is too long"
+    how = "the last request was refused: prompt is too long" if refused else how
     message = f"{used:,} of {limit:,} tokens ({fraction:.0%}, {how}): {_ADVICE[rec]}"
     return ContextStatus(
         tokens_used=used,

@@ -154,15 +154,13 @@ class Engine:
         split = max(0, len(msgs) - preserve_recent)
         count = self.tokenizer.count
 
-        def text_tokens(ms: Sequence[dict[str, Any]]) -> int:
-            return sum(count(t) for m in ms for t in message_text(m))
-
+        message_tokens = [sum(count(t) for t in message_text(m)) for m in msgs]
         slots = [(k, slot) for k, m in enumerate(msgs[:split]) for slot in iter_text_slots(m)]
         texts = [get() for _, (get, _) in slots]
         sizes = [count(t) for t in texts]
         todo = [i for i, (text, size) in enumerate(zip(texts, sizes)) if size >= min_tokens and text.strip()]
-        tokens_before = text_tokens(msgs)
-        recent_tokens = text_tokens(msgs[split:])
+        tokens_before = sum(message_tokens)
+        recent_tokens = sum(message_tokens[split:])
         compactable = sum(sizes[i] for i in todo)
         fixed = tokens_before - compactable  # recent messages, small parts, system prompts, tool inputs
         if target_tokens is not None:
@@ -216,7 +214,8 @@ class Engine:
                     warn(w)
         if on_progress is not None:
             on_progress(1.0, f"compacted {len(parts)} of {len(todo)} message parts")
-        tokens_after = text_tokens(msgs)
+        # each part is a string of its own, so the count changes by exactly what each part lost
+        tokens_after = tokens_before - sum(p.tokens_before - p.tokens_after for p in parts)
         if emptied:
             where = ", ".join(str(k) for k in emptied[:10]) + (", ..." if len(emptied) > 10 else "")
             warn(

@@ -185,10 +185,10 @@ def _transcript_source(arg: str) -> Any:
             data = json.loads(text)
         except ValueError:
             data = None
-        if isinstance(data, list) and any(isinstance(m, dict) for m in data):
-            from .transcripts import looks_like_claude_code
+        if isinstance(data, list):
+            from .transcripts import is_conversation
 
-            if looks_like_claude_code(data[:50]) or any(isinstance(m, dict) and "role" in m for m in data):
+            if is_conversation(data):
                 return data  # messages or Claude Code records; other JSON is read as text, as from a file
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if lines and all(ln.lstrip().startswith("{") for ln in lines[:5]):

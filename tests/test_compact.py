@@ -404,6 +404,9 @@ def test_under_a_target_below_what_is_never_compacted_parts_keep_a_floor_and_the
         {"role": "user", "content": "thanks"},
     ]
     r = engine.compact_messages(msgs, target_tokens=300)
+    from compaction._messages import message_text
+
+    assert r.tokens_after == sum(engine.tokenizer.count(t) for m in r.messages for t in message_text(m))
     (part,) = r.parts
     assert part.tokens_after <= PART_FLOOR_TOKENS + 2 and part.tokens_after < part.tokens_before
     text = r.messages[2]["content"][0]["content"]

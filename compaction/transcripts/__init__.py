@@ -52,6 +52,7 @@ __all__ = [
     "render_event",
     "render_transcript",
     "FORMATS",
+    "is_conversation",
 ]
 
 FORMATS = ("auto", "claude-code", "openai", "anthropic", "text")
@@ -209,6 +210,11 @@ def _has_messages(items: list[Any]) -> bool:
     """Some item is a chat message (an object with a ``role``): a JSON list of other records
     (an agent framework's own event log) is not read as an empty conversation."""
     return any(isinstance(m, dict) and "role" in m for m in items)
+
+
+def is_conversation(items: list[Any]) -> bool:
+    """A list that ``read_transcript`` reads as a session: chat messages or Claude Code records."""
+    return _has_messages(items) or looks_like_claude_code(items[:50])
 
 
 def _str(value: Any) -> str | None:
