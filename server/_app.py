@@ -103,12 +103,17 @@ def _text_result(text: str, fields: Any) -> CallToolResult:
     """``text`` for the agent to read, verbatim, then one line per warning (the agent sees no
     other field); ``fields`` (a model of ``_models``) for programs."""
     notes = [f"[... context-distill: warning: {' '.join(str(w).split())} ...]" for w in getattr(fields, "warnings", None) or []]
-    if notes:
-        text = text + ("" if compaction.ends_a_line(text) else "\n") + "\n".join(notes) + "\n"
     return CallToolResult(
-        content=[TextContent(type="text", text=text)],
+        content=[TextContent(type="text", text=_with_lines(text, notes))],
         _meta={RESULT_META_KEY: fields.model_dump(mode="json")},
     )
+
+
+def _with_lines(text: str, lines: list[str]) -> str:
+    """``text`` and then ``lines``, each on a line of its own (never after an empty one)."""
+    if not lines:
+        return text
+    return text + ("" if compaction.ends_a_line(text) else "\n") + "\n".join(lines) + "\n"
 
 
 def _result(text: str, structured: Any) -> CallToolResult:
@@ -295,10 +300,9 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
                 scorer=r.scorer,
                 warnings=r.warnings,
             )
-            shown = r.text
-            if markers and r.handle and r.handle not in shown:  # a small budget left the handle out of the text
-                shown += ("" if compaction.ends_a_line(shown) else "\n") + compaction.handle_line(r.handle) + "\n"
-            return _text_result(shown, out)
+            # a small budget left the handle out of the text: the agent still needs it
+            named = markers and r.handle and r.handle not in r.text
+            return _text_result(_with_lines(r.text, [compaction.handle_line(r.handle)] if named else []), out)
         m = await work(
             lambda: rt.engine.compact_messages(
                 messages,
