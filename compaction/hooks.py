@@ -202,15 +202,51 @@ def _log(level: str, msg: str, *, stderr: bool | None = None) -> None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            if path.stat().st_size > _LOG_MAX_BYTES:
-                os.replace(path, path.with_suffix(".log.1"))
-        except FileNotFoundError:
-            pass
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(line[:4000] + "\n")
+        _append_log_line(path, line[:4000] + "\n")
     except Exception:  # noqa: BLE001 - an unwritable data dir must not break the hook
         pass
+
+
+def _append_log_line(path: Path, line: str) -> None:
+    """Append ``line``; a log over ``_LOG_MAX_BYTES`` first becomes ``hooks.log.1``.
+
+    Hooks run as many processes at once. Where ``fcntl`` exists the rotation happens under an
+    exclusive lock on the log itself, and only by a writer whose open file still is the log:
+    two writers that both saw a full log no longer rotate twice (the second rename put a
+    nearly empty log over the rotated one). A writer that opened the log just before it was
+    rotated appends to the rotated file, which loses nothing.
+    """
+    with open(path, "a", encoding="utf-8") as f:
+        lock = _lock_file(f)
+        try:
+            size = os.fstat(f.fileno()).st_size
+            if size > _LOG_MAX_BYTES and _same_file(f, path):
+                os.replace(path, path.with_suffix(".log.1"))
+                f.close()
+                with open(path, "a", encoding="utf-8") as fresh:
+                    fresh.write(line)
+                return
+            f.write(line)
+        finally:
+            if lock is not None:
+                lock()
+
+
+def _lock_file(f) -> Any:
+    """Hold an exclusive lock on ``f`` (POSIX); return the unlock function, or None."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: rotation may race there (logs only, never tool output)
+        return None
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    return lambda: None if f.closed else fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _same_file(f, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(f.fileno()), os.stat(path))
+    except OSError:
+        return False
 
 
 # -- the entry point ---------------------------------------------------------------------------

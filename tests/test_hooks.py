@@ -457,6 +457,41 @@ def test_errors_are_logged_to_the_data_dir_not_stdout(engine, capsys, isolated_u
     assert "not JSON" in log
 
 
+def _write_log_lines(path: str, tag: str, n: int) -> None:
+    for i in range(n):
+        hooks._append_log_line(Path(path), f"{tag} {i}\n")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork (POSIX)")
+def test_writers_racing_over_a_full_log_rotate_it_once(tmp_path, monkeypatch):
+    """Many hook processes find the log full at once: the log rotates once, and every line
+    (the old log's and each writer's) is still in hooks.log or hooks.log.1."""
+    import multiprocessing
+
+    import os
+
+    monkeypatch.setattr(hooks, "_LOG_MAX_BYTES", 10_000)
+    real_replace = os.replace
+
+    def slow_replace(src, dst):  # widen the window between seeing a full log and rotating it
+        time.sleep(0.3)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", slow_replace)
+    log = tmp_path / "hooks.log"
+    old = [f"old {i:05d}" for i in range(1_000)]  # about 10 KB: over the limit
+    log.write_text("\n".join(old) + "\n", encoding="utf-8")
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_write_log_lines, args=(str(log), f"w{k}", 20)) for k in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    lines = log.read_text().splitlines() + (tmp_path / "hooks.log.1").read_text().splitlines()
+    assert sorted(lines) == sorted(old + [f"w{k} {i}" for k in range(8) for i in range(20)])
+
+
 # -- install ------------------------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parent.parent
 
