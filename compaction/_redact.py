@@ -91,6 +91,31 @@ def _always(m: re.Match[str]) -> bool:
     return True
 
 
+def _after_curl(m: re.Match[str]) -> bool:
+    """The flag is an argument of ``curl`` on the same line (``git push -u origin main``,
+    ``sort -u`` and ``ssh -u`` are other commands' flags), and the password is no reference."""
+    before = _before_on_line(m, 1_024)
+    value = m.group(0)[len(m.group("pre")) :]
+    return (
+        before is not None
+        and re.search(r"(?<![\w-])curl(?:\.exe)?[ \t]", before) is not None
+        and not value.startswith(("$", "%", "<", "{", "["))
+    )
+
+
+def _basic_credentials(m: re.Match[str]) -> bool:
+    """The value is base64 of ``user:password`` (a docker ``config.json`` ``"auth"``)."""
+    import base64
+    import binascii
+
+    try:
+        decoded = base64.b64decode(m.group("value"), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return False
+    user, colon, password = decoded.partition(":")
+    return bool(colon and user and password) and decoded.isprintable()
+
+
 # what may come before an assignment on its line: a `grep -n` location, a file view's line
 # number, a diff marker, then `export`, `set`, `declare -x` (export -p), Dockerfile `ENV`/`ARG`,
 # `env`, systemd's `Environment=`, `docker run -e`, a YAML `-`, and a quote
@@ -559,6 +584,26 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
         _KEYED_SECRET,
         ("pass", "pwd", "secret", "token", "key"),
         _keyed_secret,
+    ),
+    (
+        # curl -u user:password, --user "user:password", --proxy-user user:password: the password
+        "basic-auth",
+        re.compile(
+            rf"(?<![^ \t\"'=])(?P<pre>(?:-u|--user|-U|--proxy-user)(?:[ \t]+|=)?[\"']?[^\s:\"'{_LINE_BREAKS}]{{1,256}}:)"
+            rf"(?!\[REDACTED)[^\s\"'{_LINE_BREAKS}]{{3,256}}"
+        ),
+        ("curl",),
+        _after_curl,
+    ),
+    (
+        # docker config.json: "auth": "<base64 of user:password>"
+        "basic-auth",
+        re.compile(
+            r"(?P<pre>(?<![A-Za-z0-9_])[Aa]uth\\?[\"']{_SP}*:{_SP}*\\?[\"'])"
+            r"(?P<value>[A-Za-z0-9+/]{8,4096}={0,2})(?P<post>\\?[\"'])".replace("{_SP}", _SP)
+        ),
+        ("auth",),
+        _basic_credentials,
     ),
     (
         # scheme://user:password@host: the password part

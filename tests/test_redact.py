@@ -282,6 +282,40 @@ def test_password_in_url():
     assert GHS not in out and out.endswith("@github.com/o/r.git")
 
 
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("curl -u admin:s3cretPass https://api.example.com/v1", "curl -u admin:[REDACTED:basic-auth] https://api.example.com/v1"),
+        ('curl -s --user "bob:Tr0ub4dor&3" https://x', 'curl -s --user "bob:[REDACTED:basic-auth]" https://x'),
+        ("curl --user=bob:hunter22 https://x", "curl --user=bob:[REDACTED:basic-auth] https://x"),
+        ("$ curl -x proxy:8080 --proxy-user joe:pr0xyPw https://x", "$ curl -x proxy:8080 --proxy-user joe:[REDACTED:basic-auth] https://x"),
+        ("curl.exe -U joe:pr0xyPw https://x", "curl.exe -U joe:[REDACTED:basic-auth] https://x"),
+        # docker config.json: base64 of user:password
+        ('{"auths": {"ghcr.io": {"auth": "dXNlcjpzM2NyZXRwYXNz"}}}', '{"auths": {"ghcr.io": {"auth": "[REDACTED:basic-auth]"}}}'),
+        ('"{\\"auth\\": \\"dXNlcjpzM2NyZXRwYXNz\\"}"', '"{\\"auth\\": \\"[REDACTED:basic-auth]\\"}"'),
+    ],
+)
+def test_basic_auth_credentials(line, expected):
+    assert redact_secrets(line) == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'curl -u "$USER:$TOKEN" https://x',  # references
+        "curl -u ${CREDS} https://x",
+        "curl -u alice https://x",  # no password given: curl asks for it
+        "git push -u origin main:feature",  # other commands' -u
+        "sort -u names:abc",
+        '"auth": "dXNlcm5hbWU="',  # base64 of "username": no password in it
+        '"auth": "required"',
+        "auth: dXNlcjpwYXNz",  # not a JSON key
+    ],
+)
+def test_basic_auth_lookalikes_are_left_alone(line):
+    assert redact_secrets(line) == line
+
+
 PW = "hunter2" + "hunter2"
 
 
@@ -338,6 +372,7 @@ def test_every_pattern_kind_is_tested():
         "private-key", "authorization-header", "bearer-token", "anthropic-key", "openai-key", "github-token",
         "gitlab-token", "aws-access-key", "aws-secret-key", "aws-session-token", "slack-token", "slack-webhook",
         "stripe-key", "google-api-key", "huggingface-token", "npm-token", "url-password", "env-secret", "config-secret",
+        "basic-auth",
     }  # fmt: skip
     assert kinds == tested, "a pattern was added or removed: add its test"
 
