@@ -98,6 +98,7 @@ def _after_curl(m: re.Match[str]) -> bool:
     value = m.group(0)[len(m.group("pre")) :]
     return (
         before is not None
+        and (before == "" or before[-1] in " \t\"'=")
         and re.search(r"(?<![\w-])curl(?:\.exe)?[ \t]", before) is not None
         and not value.startswith(("$", "%", "<", "{", "["))
     )
@@ -108,6 +109,8 @@ def _basic_credentials(m: re.Match[str]) -> bool:
     import base64
     import binascii
 
+    if not _word_start(m):
+        return False
     try:
         decoded = base64.b64decode(m.group("value"), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
@@ -589,7 +592,7 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
         # curl -u user:password, --user "user:password", --proxy-user user:password: the password
         "basic-auth",
         re.compile(
-            rf"(?<![^ \t\"'=])(?P<pre>(?:-u|--user|-U|--proxy-user)(?:[ \t]+|=)?[\"']?[^\s:\"'{_LINE_BREAKS}]{{1,256}}:)"
+            rf"(?P<pre>-(?:u|-user|U|-proxy-user)(?:[ \t]+|=)?[\"']?[^\s:\"'{_LINE_BREAKS}]{{1,256}}:)"
             rf"(?!\[REDACTED)[^\s\"'{_LINE_BREAKS}]{{3,256}}"
         ),
         ("curl",),
@@ -599,7 +602,7 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...], object]] = [
         # docker config.json: "auth": "<base64 of user:password>"
         "basic-auth",
         re.compile(
-            r"(?P<pre>(?<![A-Za-z0-9_])[Aa]uth\\?[\"']{_SP}*:{_SP}*\\?[\"'])"
+            r"(?P<pre>[Aa]uth\\?[\"']{_SP}*:{_SP}*\\?[\"'])"
             r"(?P<value>[A-Za-z0-9+/]{8,4096}={0,2})(?P<post>\\?[\"'])".replace("{_SP}", _SP)
         ),
         ("auth",),
