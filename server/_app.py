@@ -276,7 +276,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             raise ToolError(rt.scorer_error)
         keep_t = tuple(keep or ())
         if text is not None:
-            on_progress = progress_bridge(_client_progress(ctx)) if len(text) > 20_000 else None
+            on_progress = progress_bridge(_client_progress(ctx) if len(text) > 20_000 else None)
             r = await work(
                 lambda: rt.engine.compact(
                     text,

@@ -122,6 +122,9 @@ class Runtime:
             self._waiting += 1
         try:
             return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+        except anyio.get_cancelled_exc_class():
+            log.info("a call was cancelled by the client; its work stopped at the next progress point")
+            raise
         finally:
             with self._count_lock:
                 self._waiting -= 1
@@ -141,18 +144,21 @@ class Runtime:
         return self._handoff_store
 
 
-def progress_bridge(report: Callable[[float, str], Any] | None) -> Callable[[float, str], None] | None:
-    """Turn an async ``report(fraction, message)`` into a thread-side callback for the engine.
+def progress_bridge(report: Callable[[float, str], Any] | None) -> Callable[[float, str], None]:
+    """The engine's ``on_progress`` for a call running in a worker thread of ``Runtime.run``.
 
-    Called from the worker thread; sends at most one notification per 10% step (plus the
-    last one) so a long input does not flood the client.
+    At each progress point it first stops the work when the client has cancelled the call
+    (``notifications/cancelled``): the SDK cancels the call's scope, and ``check_cancelled``
+    raises the cancellation in this thread, so a cancelled compaction of a large input frees
+    its worker at the next step instead of running to the end. Then, when the client asked
+    for progress (``report`` is not None), it sends at most one notification per 10 % step
+    (plus the last one) so a long input does not flood the client.
     """
-    if report is None:
-        return None
     last = [-1.0]
 
     def on_progress(fraction: float, message: str) -> None:
-        if fraction < 1.0 and fraction - last[0] < 0.1:
+        _stop_if_cancelled()
+        if report is None or (fraction < 1.0 and fraction - last[0] < 0.1):
             return
         last[0] = fraction
         try:
@@ -161,3 +167,11 @@ def progress_bridge(report: Callable[[float, str], Any] | None) -> Callable[[flo
             log.debug("progress notification not delivered", exc_info=True)
 
     return on_progress
+
+
+def _stop_if_cancelled() -> None:
+    """Raise the cancellation when the call this worker thread runs for was cancelled."""
+    try:
+        anyio.from_thread.check_cancelled()
+    except RuntimeError:  # not in a worker thread of Runtime.run (a direct call, a test)
+        return

@@ -120,3 +120,35 @@ def test_a_client_that_disconnects_mid_call_does_not_wedge_the_server():
         r = anyio.run(go)
         assert srv.proc is not None and srv.proc.poll() is None
     assert not r.is_error
+
+
+def test_a_cancelled_call_stops_its_work_at_the_next_progress_point():
+    """The SDK cancels a call's scope on notifications/cancelled; the engine's progress callback
+    raises that cancellation in the worker thread, so the work stops instead of holding a worker
+    to the end (here: a loop of 500 steps of 10 ms, cancelled after 0.2 s)."""
+    import time
+
+    from server._runtime import progress_bridge
+
+    steps: list[int] = []
+
+    def work() -> None:
+        on_progress = progress_bridge(None)
+        for i in range(500):
+            on_progress(i / 500, "working")
+            steps.append(i)
+            time.sleep(0.01)
+
+    async def go() -> bool:
+        with anyio.move_on_after(0.2) as scope:
+            await anyio.to_thread.run_sync(work)
+        return scope.cancelled_caught
+
+    assert anyio.run(go)
+    assert 5 < len(steps) < 100, len(steps)
+
+
+def test_progress_bridge_outside_a_worker_thread_only_reports():
+    from server._runtime import progress_bridge
+
+    progress_bridge(None)(0.5, "a direct call, as the CLI and tests make")  # no error
