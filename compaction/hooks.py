@@ -642,6 +642,44 @@ def _post_tool_use(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> s
     return ""  # other tools: their output shapes are left alone
 
 
+# -- the project a session belongs to -----------------------------------------------------------
+def _project_dir(data: dict) -> str | None:
+    """The folder handoffs are stored and looked up under: the project, not the hook's ``cwd``.
+
+    Claude Code's hook ``cwd`` follows the agent's ``cd``: a session that compacts after
+    ``cd sub`` would store its handoff under ``sub``, and a ``/clear`` at the project root would
+    then inject an older handoff of another session. In order: ``$CLAUDE_PROJECT_DIR`` (set by
+    Claude Code for hook commands, though not by every version), the first ``cwd`` recorded in
+    the session's transcript (where the session started), the hook input's ``cwd``.
+    """
+    env = os.environ.get("CLAUDE_PROJECT_DIR")
+    if env and os.path.isabs(env) and os.path.isdir(env):
+        return env
+    return _first_transcript_cwd(_str(data.get("transcript_path"))) or _str(data.get("cwd"))
+
+
+def _first_transcript_cwd(path: str | None, *, max_lines: int = 200) -> str | None:
+    """The first ``cwd`` field among the first records of a Claude Code JSONL transcript."""
+    if not path or not path.endswith(".jsonl"):
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f):
+                if n >= max_lines:
+                    break
+                if '"cwd"' not in line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and isinstance(rec.get("cwd"), str) and os.path.isabs(rec["cwd"]):
+                    return rec["cwd"]
+    except OSError:
+        return None
+    return None
+
+
 # -- PreCompact --------------------------------------------------------------------------------
 def _pre_compact(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> str:
     tp = _str(data.get("transcript_path"))
@@ -658,7 +696,7 @@ def _pre_compact(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> str
         _log("warning", "PreCompact: this build has no make_handoff; no handoff written")
         return ""
     result = make_handoff(Path(tp), engine=_get_engine(engine))
-    cwd = _str(data.get("cwd")) or _str(getattr(result, "cwd", None))
+    cwd = _project_dir(data) or _str(getattr(result, "cwd", None))
     st = _get_store(store)
     stored = st.save(result, project=cwd, session_id=_str(data.get("session_id")))
     _log(
@@ -683,7 +721,7 @@ def _session_start(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> s
     source = data.get("source")
     if source not in ("compact", "clear"):
         return ""
-    cwd = _str(data.get("cwd"))
+    cwd = _project_dir(data)
     if not cwd:
         _log("warning", "SessionStart: no cwd in the hook input; nothing injected")
         return ""

@@ -20,6 +20,7 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CONTEXT_DISTILL_DATA_DIR", str(base / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(base / "xdg-data"))
+    monkeypatch.delenv("CLAUDE_PROJECT_DIR", raising=False)  # set when the tests run inside Claude Code
     yield base
 
 

@@ -26,9 +26,13 @@ def _inputs() -> list[dict]:
 
 
 def hook_input(event: str, key: str, **changes) -> dict:
-    """A recorded hook input (event + tool name / source / trigger), with fields changed."""
+    """A recorded hook input (event + tool name / source / trigger), with fields changed. A test
+    that moves ``cwd`` gets a transcript path with no transcript behind it (the recorded one names
+    the recording's project), unless it gives one."""
     for d in _inputs():
         if d["hook_event_name"] == event and key in (d.get("tool_name"), d.get("source"), d.get("trigger")):
+            if "cwd" in changes and "transcript_path" not in changes:
+                d["transcript_path"] = str(Path(changes["cwd"]) / "no-transcript-here.jsonl")
             d.update(changes)
             return d
     raise KeyError((event, key))
@@ -287,7 +291,8 @@ def test_precompact_writes_a_handoff_and_sessionstart_injects_it(engine, project
     out = run_hook("PreCompact", json.dumps(pre), engine=engine, store=store)
     [info] = store.list()
     stored = store.get(info.id)
-    assert stored.project == str(project) and stored.session_id == pre["session_id"]
+    # the project is where the session started (the transcript's first cwd), not the hook's cwd
+    assert stored.project == "/home/marco/projects/spotter" and stored.session_id == pre["session_id"]
     assert "Goal" in stored.text
     # one short plain line (appended to Claude Code's summarizer prompt), never JSON
     assert out.count("\n") == 1 and f"handoff://{info.id}" in out and not out.lstrip().startswith("{")
@@ -341,6 +346,47 @@ def test_sessionstart_after_compact_never_injects_another_sessions_handoff(engin
     data = hook_input("SessionStart", "compact", cwd=str(project))
     store.save({"text": "a parallel session"}, project=str(project), session_id="other")
     assert run_hook("SessionStart", json.dumps(data), engine=engine, store=store) == ""
+
+
+def _session_transcript(path: Path, start_cwd: Path) -> Path:
+    recs = [
+        {"type": "user", "cwd": str(start_cwd), "sessionId": "s1", "message": {"role": "user", "content": "Fix the parser"}},
+        {"type": "assistant", "cwd": str(start_cwd / "sub"), "sessionId": "s1",
+         "message": {"role": "assistant", "content": [{"type": "text", "text": "Done in sub/parse.py"}]}},
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    return path
+
+
+def test_a_handoff_saved_after_cd_belongs_to_the_project_and_clear_finds_it(engine, project, tmp_path, monkeypatch):
+    """Claude Code's hook cwd follows the agent's cd: a handoff written from project/sub is
+    stored under the project (where the session started), so /clear at the project root
+    injects it instead of an older handoff of another session."""
+    monkeypatch.delenv("CLAUDE_PROJECT_DIR", raising=False)
+    (project / "sub").mkdir()
+    store = HandoffStore(tmp_path / "data")
+    store.save({"text": "OLD TASK of another session", "session_id": "old"}, project=str(project))
+    time.sleep(0.01)
+    t = _session_transcript(tmp_path / "s1.jsonl", project)
+    pre = hook_input("PreCompact", "manual", cwd=str(project / "sub"), transcript_path=str(t), session_id="s1")
+    run_hook("PreCompact", json.dumps(pre), engine=engine, store=store)
+    assert [i.project for i in store.list()] == [str(project), str(project)]
+    after = hook_input("SessionStart", "compact", cwd=str(project / "sub"), transcript_path=str(t), session_id="s1")
+    ctx = json.loads(run_hook("SessionStart", json.dumps(after), engine=engine, store=store))["hookSpecificOutput"]["additionalContext"]
+    assert "Fix the parser" in ctx
+    clear = hook_input("SessionStart", "compact", source="clear", cwd=str(project), session_id="s2")
+    ctx = json.loads(run_hook("SessionStart", json.dumps(clear), engine=engine, store=store))["hookSpecificOutput"]["additionalContext"]
+    assert "Fix the parser" in ctx and "OLD TASK" not in ctx
+
+
+def test_claude_project_dir_names_the_project(engine, project, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(project))
+    (project / "sub").mkdir()
+    store = HandoffStore(tmp_path / "data")
+    t = _session_transcript(tmp_path / "s1.jsonl", tmp_path)  # a transcript that says otherwise
+    pre = hook_input("PreCompact", "manual", cwd=str(project / "sub"), transcript_path=str(t), session_id="s1")
+    run_hook("PreCompact", json.dumps(pre), engine=engine, store=store)
+    assert [i.project for i in store.list()] == [str(project)]
 
 
 def test_sessionstart_skips_stale_handoffs(engine, project, tmp_path):
