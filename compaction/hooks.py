@@ -102,6 +102,10 @@ _DEADLINE_S = {"PreCompact": 45.0, "SessionStart": 12.0, "PostToolUse": 20.0}
 MAX_CONTEXT_CHARS = 9_500
 #: Claude Code's preview of a persisted (>30,000-char) Bash output shows this many characters
 PREVIEW_CHARS = 1_900
+#: Claude Code saves a Grep result over 20,000 characters (its maxResultSizeChars in 2.1.331) to a
+#: file and shows the model a 2 KB preview: a shrunk Grep result is kept under this many, so that
+#: it reaches the model whole, with the line naming its handle
+GREP_RESULT_CHARS = 18_000
 #: larger tool outputs are left alone (too slow to shrink inside the timeout)
 MAX_SHRINK_CHARS = 2_000_000
 #: how much of the transcript's end is read for the query (the agent's recent messages, the last prompt)
@@ -614,6 +618,8 @@ def _post_tool_use(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> s
         return _updated(new)
     if tool == "Grep" and isinstance(resp, dict) and resp.get("mode") == "content" and isinstance(resp.get("content"), str):
         shrunk = _shrink(resp["content"], q(), cfg, engine)
+        if shrunk is not None and len(shrunk) > GREP_RESULT_CHARS:
+            shrunk = _shrink_to_chars(resp["content"], q(), engine, GREP_RESULT_CHARS)
         if shrunk is None:
             return ""
         new = dict(resp)

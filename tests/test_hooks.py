@@ -195,6 +195,20 @@ def test_grep_content_keeps_grep_shape(engine):
     assert len(new["content"]) < len(content) / 2
 
 
+def test_a_large_grep_result_is_shrunk_under_claude_codes_grep_limit(engine):
+    """Claude Code saves a Grep result over 20,000 chars to a file and shows a 2 KB preview: the
+    shrunk result must stay under it, with its handle line, or no marker could be expanded."""
+    text = (FIX / "ponyc-parser-c.view.txt").read_text()
+    content = "\n".join(f"src/libponyc/ast/parser{k}.c:{i}:{line}" for k in range(5) for i, line in enumerate(text.splitlines(), 1))
+    assert len(content) > 90_000
+    data = hook_input("PostToolUse", "Bash", tool_name="Grep", tool_input={"pattern": "match", "output_mode": "content"})
+    data["tool_response"] = {"mode": "content", "numFiles": 5, "filenames": [], "content": content, "numLines": 3140}
+    new = _post(engine, data)["hookSpecificOutput"]["updatedToolOutput"]["content"]
+    assert 0.5 * hooks.GREP_RESULT_CHARS < len(new) <= hooks.GREP_RESULT_CHARS
+    assert 'expand(handle="' in new.splitlines()[-1]
+    _kept_lines_are_verbatim(content, new)
+
+
 def test_read_output_is_left_alone(engine):
     """Claude Code numbers Read lines itself from startLine: deleting lines would make its numbers lie."""
     text = (FIX / "ponyc-parser-c.view.txt").read_text()
