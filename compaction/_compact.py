@@ -429,8 +429,11 @@ def compact_text(
         _greedy(kept, order[~blank[order]], units.cost, budget - trailer_cost, marker_cost)  # reuse what was freed
         _fill_cheap_gaps(kept, units.cost, marker_cost)
     removable = [int(u) for u in order[::-1] if kept[u] and not pinned[u]]  # weakest first
+    line_of = np.asarray(units.line_of, dtype=np.int64)
+    units_per_line = np.bincount(line_of, minlength=n_lines)
     while True:
-        kept_lines = len({units.line_of[u] for u in np.flatnonzero(kept)})
+        # lines kept whole: a line cut into segments and only partly kept is not "kept"
+        kept_lines = int(np.count_nonzero((np.bincount(line_of[kept], minlength=n_lines) == units_per_line) & (units_per_line > 0)))
         trailer = _trailer(kept_lines, n_lines, handle, short=short_trailer) if with_trailer else None
         out, full, partial, omitted = _render(lines, bodies, units, kept, markers, trailer)
         tokens_after = tok.count(out)

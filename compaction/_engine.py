@@ -343,6 +343,11 @@ def _about_part_budget(warning: str) -> bool:
 def _check_query(query: object) -> None:
     if query is not None and not isinstance(query, str):
         raise InputError(f"query must be text, got {type(query).__name__}")
+    if query:
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError as exc:  # echoed back in results: it must be valid text
+            raise InputError(f"query contains invalid Unicode (a lone surrogate at character {exc.start})") from None
 
 
 def _keep_list(keep: object) -> tuple[str, ...]:

@@ -96,9 +96,10 @@ def _compile(p: object) -> "regex.Pattern[str]":
         with warnings.catch_warnings():  # "Possible nested set": re's reading is the one kept
             warnings.simplefilter("ignore", FutureWarning)
             re.compile(p)
+            unrolled = _unrolled_size(p)  # parses again: the same warning, silenced the same way
     except (re.error, RecursionError, OverflowError) as exc:
         raise KeepPatternError(f"keep pattern {p!r} is not a valid regular expression: {_one_line(exc)}") from None
-    if _unrolled_size(p) > MAX_UNROLLED:
+    if unrolled > MAX_UNROLLED:
         raise KeepPatternError(
             f"keep pattern {p!r} repeats too much (its counted repeats multiply past {MAX_UNROLLED:,}); "
             "use + or * instead of large {n} counts"

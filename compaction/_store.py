@@ -63,8 +63,8 @@ class OriginalStore:
         data = text.encode("utf-8", "surrogatepass")
         try:
             if self._intact(path, handle):
-                os.utime(path)
-                return handle
+                if self._touch(path):
+                    return handle
             atomic_write_bytes(path, data)
         except OSError as exc:
             raise StoreUnavailableError(
@@ -85,6 +85,19 @@ class OriginalStore:
         if due:
             self.prune(keep=path)
         return handle
+
+    @staticmethod
+    def _touch(path: Path) -> bool:
+        """Mark a stored original as just used (pruning evicts the least recently used); False
+        when it vanished meanwhile (another process pruned it) and must be written again. Any
+        other failure (a read-only file, another owner) is ignored: the original is intact."""
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            pass
+        return True
 
     @staticmethod
     def _intact(path: Path, handle: str) -> bool:

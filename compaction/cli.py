@@ -227,7 +227,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _print_text(text: str) -> None:
-    _emit(text if text.endswith("\n") or not text else text + "\n")
+    _emit(text if compaction.ends_a_line(text) else text + "\n")  # "a\r" stays "a\r", not "a\r\n"
 
 
 # -- commands ------------------------------------------------------------------------------

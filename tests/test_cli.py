@@ -85,6 +85,7 @@ def test_compact_stdin_text_and_options():
         (["compact", "/no/such/file.log"], None, "no such file"),
         (["compact", "."], None, "folder"),
         (["compact", "-", "--keep", "("], b"a\nb\n" * 50, "keep"),
+        (["compact", "-", "--query", "caf\udce9"], b"a\nb\n" * 50, "invalid Unicode"),  # argv byte 0xe9, not UTF-8
         (["expand", "0123456789abcdef"], None, "no original"),
         (["expand", "../etc/passwd"], None, "invalid handle"),
         (["expand", "0123456789abcdef", "--lines", "x-y"], None, ""),
@@ -99,6 +100,20 @@ def test_bad_input_exit_2_with_one_clear_line(args, stdin, needle):
     err = one_line_error(p)
     assert needle.lower() in err.lower()
     assert p.stdout == b""
+
+
+def test_text_output_is_the_result_byte_for_byte():
+    """A result that ends with a line break other than \\n is printed as it is (no \\n added)."""
+    p = cli("compact", "-", stdin=b"hello world\r")
+    assert p.returncode == 0 and p.stdout == b"hello world\r", (p.stdout, p.stderr)
+    p = cli("compact", "-", stdin=b"no line break at the end")
+    assert p.stdout == b"no line break at the end\n"  # a shell prompt must not follow on the same line
+
+
+def test_a_keep_pattern_re_warns_about_prints_no_python_warning():
+    p = cli("compact", "-", "--ratio", "0.3", "--keep", "[[a]", stdin=b"".join(b"line %d [a]\n" % i for i in range(300)))
+    assert p.returncode == 0, p.stderr
+    assert b"FutureWarning" not in p.stderr and b"Warning:" not in p.stderr
 
 
 def test_input_size_limit_is_configurable():

@@ -168,6 +168,10 @@ def test_one_huge_line_is_cut_into_segments_not_dropped(engine):
     assert r.tokens_after <= r.budget_tokens
     assert compaction.verify_verbatim(blob, r.text)
     assert engine.expand(r.handle).text == blob
+    # a line kept only in part is not counted as kept: "kept 1 of 1" would read as nothing omitted
+    assert "kept 0 of 1 lines" in r.text.splitlines()[-1]
+    r = engine.compact("header\n" + blob + "\nfooter\n", ratio=0.3, query="item-1234")
+    assert r.partial_lines == [2] and "kept 2 of 3 lines" in r.text.splitlines()[-1]
 
 
 def test_crlf_and_odd_line_breaks_are_kept_byte_for_byte(engine):

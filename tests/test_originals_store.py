@@ -64,3 +64,28 @@ def test_a_damaged_original_is_never_served_and_is_rewritten_by_the_next_put(tmp
     path.write_bytes(b"\xff\xfe not utf-8")
     assert store.put(text) == h == handle_for(text)
     assert store.get(h) == text
+
+
+def test_storing_an_original_again_when_it_cannot_be_touched(tmp_path, monkeypatch):
+    """An original already stored is only marked as used again: a file another user owns (utime
+    refused) still gives its handle, and one pruned by another process meanwhile is written again."""
+    store = OriginalStore(tmp_path)
+    text = _text(3)
+    h = store.put(text)
+    path = tmp_path / "originals" / h[:2] / f"{h}.txt"
+    real_utime = os.utime
+
+    def refused(p, *a, **k):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "utime", refused)
+    assert store.put(text) == h
+
+    def pruned_meanwhile(p, *a, **k):
+        os.unlink(p)
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(os, "utime", pruned_meanwhile)
+    assert store.put(text) == h
+    monkeypatch.setattr(os, "utime", real_utime)
+    assert path.is_file() and store.get(h) == text
