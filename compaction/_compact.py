@@ -221,6 +221,25 @@ def is_marker_line(line: str) -> bool:
     return bool(_LINE_MARKER.match(line) or _TRAILER.match(line))
 
 
+_HANDLE_IN_TRAILER = re.compile(r'expand\(handle="([0-9a-f]{16})"')
+
+
+def earlier_handle(text: str) -> str | None:
+    """The handle named at the end of ``text`` when it is itself a compaction result: its last
+    lines (blank ones aside) are compaction's own (the trailer, the line naming the handle, an
+    MCP result's warning lines) and one of them names a handle. A file that merely quotes such a
+    line higher up (this project's README) is not one."""
+    for line in reversed(text.splitlines()[-8:]):
+        if not line.strip():
+            continue
+        if not _TRAILER.match(line.rstrip()):
+            return None
+        m = _HANDLE_IN_TRAILER.search(line)
+        if m:
+            return m.group(1)
+    return None
+
+
 def verify_verbatim(original: str, compacted: str) -> bool:
     """Check the verbatim promise: every non-marker line of ``compacted`` is an input line
     (or, for a partly kept long line, pieces of one, in order), and they come in input order."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from dataclasses import replace
 from typing import Any, Sequence
 
 from ._compact import (
@@ -17,9 +18,11 @@ from ._compact import (
     ProgressFn,
     check_text,
     compact_text,
+    earlier_handle,
+    verify_verbatim,
 )
 from ._config import Settings, default_settings
-from ._exceptions import BudgetError, InputError, KeepPatternError, StoreError
+from ._exceptions import BudgetError, ContextDistillError, InputError, KeepPatternError, StoreError
 from ._keep import check_keep_patterns
 from ._messages import check_messages, default_query, iter_text_slots, message_text
 from ._results import CompactedPart, CompactMessagesResult, CompactResult, ExpandResult
@@ -110,15 +113,51 @@ class Engine:
             markers=markers,
             name_handle=name_handle,
         )
-        return compact_text(
-            checked,
-            request,
-            scorer=self.scorer,
-            tokenizer=self.tokenizer,
-            limits=self.settings.limits,
-            store=self._store_original,
-            on_progress=on_progress,
+        return self._compact_checked(checked, request, on_progress)
+
+    def _compact_checked(self, text: str, request: CompactRequest, on_progress: ProgressFn | None = None) -> CompactResult:
+        """``compact_text`` on checked text; an earlier compaction is compacted from its original.
+
+        Compacting a compaction result again would keep its markers, which count lines of its
+        original and belong to its handle, next to new ones that count lines of the result:
+        two numberings, and the old handle's line often dropped. When the original is in the
+        cache (and the text is a compaction of it) the original is compacted instead, to the
+        budget the caller gave for the text; otherwise the text comes back unchanged.
+        """
+        run = lambda source, req: compact_text(  # noqa: E731
+            source, req, scorer=self.scorer, tokenizer=self.tokenizer, limits=self.settings.limits,
+            store=self._store_original, on_progress=on_progress,
+        )  # fmt: skip
+        handle = earlier_handle(text)
+        if handle is None:
+            return run(text, request)
+        tokens = self.tokenizer.count(text)
+        budget = request.budget(tokens)
+        original = self._stored_original(handle)
+        if budget >= tokens:
+            return run(text, request)  # it fits as it is: returned unchanged
+        if original is None or not verify_verbatim(original, text):
+            res = run(text, replace(request, ratio=None, target_tokens=tokens))  # unchanged, validated
+            return res.model_copy(update={"budget_tokens": budget, "warnings": [*res.warnings, (
+                f"the input is an earlier compaction whose original (handle {handle}) is not in this cache; "
+                "compacting it again would mix two line numberings, so it was returned unchanged: compact the "
+                "original instead (expand gives it back where it was stored)"
+            )]})  # fmt: skip
+        res = run(original, replace(request, ratio=None, target_tokens=budget))
+        note = (
+            f"the input is an earlier compaction (handle {handle}, {tokens} tokens): its original "
+            f"({res.tokens_before} tokens, {res.lines_before} lines) was compacted to the budget instead, "
+            "so the line ranges and markers count the original's lines"
         )
+        return res.model_copy(update={"tokens_before": tokens, "warnings": [*res.warnings, note]})
+
+    def _stored_original(self, handle: str) -> str | None:
+        if self.store is None:
+            return None
+        try:
+            return self.store.get(handle)
+        except ContextDistillError:
+            return None
 
     def compact_messages(
         self,
@@ -188,14 +227,7 @@ class Engine:
                 name_handle=True,
             )
             try:
-                res = compact_text(
-                    check_text(texts[i], self.settings.limits),
-                    request,
-                    scorer=self.scorer,
-                    tokenizer=self.tokenizer,
-                    limits=self.settings.limits,
-                    store=self._store_original,
-                )
+                res = self._compact_checked(check_text(texts[i], self.settings.limits), request)
             except KeepPatternError:
                 raise  # the same for every part: the caller's error
             except InputError as exc:

@@ -480,3 +480,67 @@ def test_name_handle_puts_the_handle_line_in_even_under_a_small_budget(engine):
     named = engine.compact(LOG, target_tokens=60, name_handle=True)
     assert named.text.splitlines()[-1] == compaction.handle_line(named.handle)
     assert compaction.verify_verbatim(LOG, named.text) and engine.expand(named.handle).text == LOG
+
+
+# -- compacting a compaction again ------------------------------------------------------------
+def _markers_restore_their_lines(engine, original: str, compacted: str, handle: str) -> None:
+    import re
+
+    lines = original.splitlines(keepends=True)
+    for m in re.finditer(r"^\[(\d+)-(\d+) omitted\]$", compacted, re.M):
+        a, b = int(m.group(1)), int(m.group(2))
+        assert engine.expand(handle, f"{a}-{b}").text == "".join(lines[a - 1 : b])
+
+
+def test_a_compaction_compacted_again_comes_from_its_original(engine):
+    """Its markers count the original's lines: compacting the result as new text would mix them
+    with markers counting the result's lines, under one handle that fits neither."""
+    first = engine.compact(LOG, ratio=0.6, query="why does test_parse_date fail?")
+    again = engine.compact(first.text, ratio=0.5, query="why does test_parse_date fail?")
+    assert again.handle == first.handle  # the same original, stored once
+    assert again.tokens_before == first.tokens_after and again.tokens_after <= again.budget_tokens
+    assert again.lines_before == LOG.count("\n") + 1
+    assert compaction.verify_verbatim(LOG, again.text)
+    _markers_restore_their_lines(engine, LOG, again.text, again.handle)
+    assert any("earlier compaction" in w for w in again.warnings)
+    # what the MCP text result adds (a warning line) is part of the result too
+    with_warning = first.text + "[... context-distill: warning: something ...]\n"
+    assert engine.compact(with_warning, ratio=0.5).handle == first.handle
+
+
+def test_a_compaction_whose_original_is_gone_comes_back_unchanged(engine, tmp_path):
+    first = engine.compact(LOG, ratio=0.6)
+    other = Engine(scorer=BM25Scorer(), settings=Settings(cache_dir=tmp_path / "other-cache", data_dir=tmp_path / "d"))
+    again = other.compact(first.text, ratio=0.5)
+    assert again.text == first.text and again.handle is None
+    assert any(first.handle in w and "returned unchanged" in w for w in again.warnings)
+
+
+def test_a_text_that_only_quotes_a_trailer_is_compacted_as_usual(engine):
+    """This project's README shows a trailer line in the middle of a file: not a compaction."""
+    text = LOG + '\n[... context-distill: kept 45 of 150 lines; expand(handle="3d5f5e2215ca0e31", lines="a-b") restores omitted lines ...]\nmore text after it\n'
+    r = engine.compact(text, ratio=0.5)
+    assert r.handle and r.handle != "3d5f5e2215ca0e31"
+    assert not any("earlier compaction" in w for w in r.warnings)
+    assert compaction.verify_verbatim(text, r.text)
+
+
+def test_compact_messages_run_twice_keeps_one_numbering_per_part(engine):
+    """An agent loop that compacts its history on every turn: the second pass compacts the
+    first pass's parts from their originals, so every marker restores the lines it names."""
+    tool_out = LOG
+    msgs = [
+        {"role": "user", "content": "why does test_parse_date fail?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{\"cmd\": \"pytest\"}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": tool_out},
+        {"role": "assistant", "content": "Looking at src/dates.py."},
+        {"role": "user", "content": "go on"},
+    ]  # fmt: skip
+    once = engine.compact_messages(msgs, ratio=0.6)
+    twice = engine.compact_messages(once.messages, ratio=0.6)
+    [part] = twice.parts
+    text = twice.messages[2]["content"]
+    assert part.handle == once.parts[0].handle
+    assert compaction.verify_verbatim(tool_out, text)
+    _markers_restore_their_lines(engine, tool_out, text, part.handle)
+    assert twice.tokens_after < once.tokens_after
