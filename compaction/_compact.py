@@ -111,7 +111,19 @@ def check_text(text: object, limits: Limits) -> str:
         raise BinaryInputError(f"input contains invalid Unicode (a lone surrogate at character {exc.start})") from None
     if not text.strip():
         raise EmptyInputError("input is empty: there is nothing to compact")
+    lines = count_lines(text)
+    if lines > limits.max_input_lines:
+        raise InputTooLargeError(
+            f"input has {lines:,} lines, over the limit of {limits.max_input_lines:,} lines for one compaction; "
+            "split it, or raise CONTEXT_DISTILL_MAX_INPUT_LINES"
+        )
     return text
+
+
+def count_lines(text: str) -> int:
+    """``len(text.splitlines())`` without building the list."""
+    breaks = sum(text.count(c) for c in _LINE_ENDS) - text.count("\r\n")
+    return breaks + (0 if not text or ends_a_line(text) else 1)
 
 
 def _too_large(size: int, limits: Limits) -> str:

@@ -115,6 +115,7 @@ def status_report(engine: compaction.Engine, scorer_error: str | None = None) ->
         "scorer": scorer,
         "limits": {
             "max_input_bytes": settings.limits.max_input_bytes,
+            "max_input_lines": settings.limits.max_input_lines,
             "cache_max_bytes": settings.cache_max_bytes,
         },
         "cache_dir": str(cache_dir),

@@ -102,6 +102,13 @@ def test_bad_input_exit_2_with_one_clear_line(args, stdin, needle):
     assert p.stdout == b""
 
 
+def test_line_limit_is_configurable():
+    p = cli("compact", "-", stdin=b"x\n" * 300, env=server_env({"CONTEXT_DISTILL_MAX_INPUT_LINES": "200"}))
+    assert p.returncode == 2 and "CONTEXT_DISTILL_MAX_INPUT_LINES" in one_line_error(p)
+    st = json.loads(cli("status", "--json", env=server_env({"CONTEXT_DISTILL_MAX_INPUT_LINES": "200"})).stdout)
+    assert st["limits"]["max_input_lines"] == 200
+
+
 def test_text_output_is_the_result_byte_for_byte():
     """A result that ends with a line break other than \\n is printed as it is (no \\n added)."""
     p = cli("compact", "-", stdin=b"hello world\r")

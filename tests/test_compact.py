@@ -123,6 +123,24 @@ def test_input_over_the_size_limit(tmp_path):
         eng.compact("x\n" * 600)
 
 
+def test_input_over_the_line_limit(tmp_path):
+    """Time and memory grow with lines: a text of very many short lines is refused, not run."""
+    eng = Engine(scorer=TailScorer(), settings=Settings(limits=Limits(max_input_lines=500), cache_dir=tmp_path))
+    assert eng.compact("x\n" * 500, ratio=0.3).tokens_before == 1000
+    with pytest.raises(compaction.InputTooLargeError, match=r"501 lines, over the limit of 500 lines.*CONTEXT_DISTILL_MAX_INPUT_LINES"):
+        eng.compact("x\n" * 500 + "y")
+    msgs = [{"role": "tool", "content": "x\n" * 800}, {"role": "user", "content": "go on"}]
+    res = eng.compact_messages(msgs, ratio=0.3, preserve_recent=1)  # a part over it is left whole, with a warning
+    assert res.messages[0]["content"] == "x\n" * 800 and any("800 lines" in w for w in res.warnings)
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab \n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"))))
+def test_count_lines_is_splitlines(text):
+    from compaction._compact import count_lines
+
+    assert count_lines(text) == len(text.splitlines())
+
+
 def test_pins_survive_keep_tags_and_patterns(engine):
     text = "\n".join([f"noise line {i}" for i in range(200)])
     text = text.replace("noise line 50", "<keep>pinned A\nnoise line 50\npinned B</keep>")
