@@ -8,7 +8,8 @@ carries. A *name* is a whitespace/punctuation-delimited token that is
 * a code identifier: has ``_`` between letters (``get_current_trace_id``,
   ``SPOTTER_OTEL_ENABLED``), an inner capital (``OtelTraceHelpers``, ``getTraceId``), or
   is dotted with an identifier part (``Tracer.current_span_ctx``); ``()``, ``/2`` (arity),
-  leading ``:`` / ``@`` and trailing punctuation are stripped;
+  leading ``:`` / ``@`` / ``./`` and trailing punctuation are stripped (a leading ``../``
+  and a dotfile's dot are kept);
 * a task id: letters, ``-``, then letters and digits with at least one digit, optionally
   ``.N`` sub-ids (``spotter-4te.3``, ``PROJ-123``), or ``#123``.
 
@@ -23,6 +24,8 @@ __all__ = ["extract_names", "looks_like_file", "NAME_SPLIT"]
 
 NAME_SPLIT = re.compile(r"[\s`'\"()\[\]{}<>,;|=!?*^$&+]+")
 _STRIP = ".:,;!?-"
+#: stripped from a token's start (a leading dot belongs to ``../`` and to dotfiles)
+_LEAD_STRIP = ":,;!?-"
 _ARITY = re.compile(r"/\d+$")
 _STEM = re.compile(r"^[\w.-]*\w$")
 _TASK = re.compile(r"^(?:[A-Za-z][A-Za-z0-9]*-(?=[A-Za-z0-9]*\d)[A-Za-z0-9]+(?:\.\d+)*|#\d+)$")
@@ -38,14 +41,26 @@ _FILE_EXTS = frozenset(
 )
 
 
+def _strip_lead(tok: str) -> str:
+    """``tok`` without leading punctuation and a leading ``./`` (so ``./django/x.py`` is the
+    relative path ``django/x.py``); a leading ``../`` and a dotfile's dot (``.github/``,
+    ``.credo.exs``) are part of the name and kept."""
+    tok = tok.lstrip(_LEAD_STRIP)
+    while tok.startswith("./"):
+        tok = tok[2:].lstrip("/")
+    if tok.startswith("...") or tok in (".", ".."):
+        tok = tok.lstrip(".")  # an ellipsis, not a path
+    return tok
+
+
 def _clean(tok: str) -> str:
-    tok = tok.strip(_STRIP)
+    tok = _strip_lead(tok.rstrip(_STRIP))
     if tok.endswith("()"):
         tok = tok[:-2]
     if "/" in tok and tok[-1:].isdigit():
         tok = _ARITY.sub("", tok)  # arity: set_error/2
     tok = tok.lstrip(":@%")
-    return tok.strip(_STRIP)
+    return _strip_lead(tok.rstrip(_STRIP))
 
 
 def _is_name(tok: str) -> bool:

@@ -30,3 +30,23 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is not present (set CONTEXT_DISTILL_SHARED_DATA)")
     return SHARED_DATA
+
+
+def mini_swe_trajectory(shared_data: Path, instance_id: str) -> dict:
+    """One mini-swe-agent trajectory (``{"info", "messages", ...}``) of the real data, by instance id."""
+    import gzip
+    import json
+
+    with gzip.open(shared_data / "trajectories" / "mini-swe-agent-gemini3pro.jsonl.gz", "rt", encoding="utf-8") as f:
+        for line in f:
+            if f'"instance_id": "{instance_id}"' in line[-300:] or instance_id in line[-300:]:
+                rec = json.loads(line)
+                if rec.get("instance_id") == instance_id:
+                    return rec
+    raise LookupError(f"no trajectory {instance_id!r} in the real data")
+
+
+@pytest.fixture
+def mini_swe(shared_data):
+    """``mini_swe("django__django-11099")``: that real mini-swe-agent trajectory."""
+    return lambda instance_id: mini_swe_trajectory(shared_data, instance_id)

@@ -146,3 +146,12 @@ def test_claude_codes_own_notices_are_not_the_next_step(engine, tmp_path):
     h = make_handoff(p, engine=engine)
     assert "Prompt is too long" not in h.text
     assert "rerun tests/test_io.py" in h.text
+
+
+def test_dot_slash_paths_are_listed_once_as_relative_paths(mini_swe, engine):
+    # the agent writes `./django/...` in commands and `django/...` in the diff: one file, never `/django/...`
+    h = make_handoff(mini_swe("django__django-11099"), engine=engine)
+    paths = [f.path for f in h.files]
+    assert "django/contrib/auth/validators.py" in paths
+    assert not [p for p in paths if p.startswith(("/django", "/tests"))]
+    assert len({p.lstrip("/") for p in paths}) == len(paths)

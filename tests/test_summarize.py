@@ -357,3 +357,10 @@ def test_tool_inputs_that_are_not_json_data_are_read_as_text(engine):
     assert "check the dates" in summarize(msgs, engine=engine).text
     assert "2024-01-01" in compaction.make_handoff(msgs, engine=engine).text + summarize(msgs, engine=engine).text
     assert compaction.context_status(msgs).tokens_used > 0
+
+
+def test_names_drop_a_leading_dot_slash_but_keep_parent_and_dotfile_paths():
+    assert extract_names("see ./django/contrib/auth/validators.py.") == {"django/contrib/auth/validators.py"}
+    assert extract_names("(../foo/bar.py)") == {"../foo/bar.py"}
+    assert extract_names("edit .github/workflows/ci.yml and .credo.exs") == {".github/workflows/ci.yml", ".credo.exs"}
+    assert extract_names("...and then") == set()
