@@ -8,8 +8,9 @@ ids the session keeps using) and the deletion model's score.
 
 Structure used:
 * user messages (typed by a person: not ``isMeta``, not command output) -> requests;
-* Edit / Write / MultiEdit / NotebookEdit inputs -> files changed, and their new lines;
-* Read -> files read; paths in text -> files mentioned; errors naming a file -> failing;
+* Edit / Write / MultiEdit / NotebookEdit inputs, and text-editor tools' create / str_replace /
+  insert / undo_edit -> files changed, and their new lines;
+* Read and text-editor ``view`` -> files read; paths in text -> files mentioned; errors naming a file -> failing;
 * ``is_error`` results and error lines of tool output -> errors; the agent's next words
   after an error -> how it was fixed;
 * TodoWrite inputs -> pending tasks; open-status lines (todo, pending, ready, blocked);
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ._names import extract_names, looks_like_file
-from .transcripts import EDIT_TOOLS, Transcript
+from .transcripts import EDIT_TOOLS, TEXT_EDITOR_TOOLS, Transcript, file_action
 from .transcripts._render import tool_input_text
 
 __all__ = [
@@ -321,10 +322,11 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             inp = e.input if isinstance(e.input, dict) else {}
             agent_names.update(extract_names(tool_input_text(e.name, inp)))
             fp = inp.get("file_path") or inp.get("path") or inp.get("notebook_path")
-            if e.name in EDIT_TOOLS and isinstance(fp, str):
+            action = file_action(e.name, inp) if isinstance(fp, str) else None
+            if action in ("edit", "write"):
                 f = file(fp, i)
                 f.edits += 1
-                if e.name == "Write" and f.reads == 0 and f.edits == 1:
+                if action == "write" and f.reads == 0 and f.edits == 1:
                     f.reasons.append("written")
                 rel = f.path
                 new_texts: list[str] = []
@@ -357,7 +359,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                         else:
                             prior += 0.2
                         add(FILES, line, "", i, prior, names=frozenset(ln_names), group=rel, indent=True)
-            elif e.name in ("Read", "NotebookRead") and isinstance(fp, str):
+            elif action == "read":
                 file(fp, i).reads += 1
             elif e.name == "TodoWrite" and isinstance(inp.get("todos"), list):
                 todos = [
@@ -365,7 +367,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                     for td in inp["todos"]
                     if isinstance(td, dict) and td.get("content")
                 ]
-            if isinstance(inp.get("command"), str):
+            if isinstance(inp.get("command"), str) and e.name not in TEXT_EDITOR_TOOLS:  # an editor's command is `view`, `create`, ...
                 cmd = inp["command"].strip().splitlines()[0] if inp["command"].strip() else ""
                 if cmd:
                     add(CURRENT, cmd, e.name, i, 0.1, names=frozenset(extract_names(cmd)))
@@ -380,12 +382,14 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             lines = head.splitlines() if e.is_error else []
             pat, pre = (_ERROR_LINE, _PRE_ERROR) if e.is_error else (_STRICT_ERROR_LINE, _PRE_STRICT)
             err_lines = [ln for ln in matching_lines(pat, head, pre, low) if len(ln.strip()) > 3]
-            is_shell = str(tool).lower() in _SHELLS or (call is not None and isinstance(call.input.get("command"), str))
+            is_shell = str(tool).lower() in _SHELLS or (
+                call is not None and call.name not in TEXT_EDITOR_TOOLS and isinstance(call.input.get("command"), str)
+            )
             if e.is_error or (is_shell and err_lines and len(err_lines) <= 40):
                 pending_error = (i, tool)
                 shown = 0
                 firsts = [ln for ln in lines if ln.strip()][:2] if e.is_error else []
-                if tool in EDIT_TOOLS or tool in ("Read", "NotebookRead"):
+                if file_action(str(tool), call.input if call is not None else {}) or tool in EDIT_TOOLS or tool in ("Read", "NotebookRead"):
                     # an edit's error quotes the text it looked for: only its first line is the error
                     firsts, err_lines = firsts[:1], []
                 for ln in firsts + [x for x in err_lines if x not in firsts]:
@@ -407,7 +411,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                     fp = call.input.get("file_path")
                     if isinstance(fp, str) and e.is_error:
                         file(fp, i).failures += 1
-                    cmd = call.input.get("command")
+                    cmd = call.input.get("command") if call.name not in TEXT_EDITOR_TOOLS else None
                     if isinstance(cmd, str) and cmd.strip():
                         add(ERRORS, cmd.strip().splitlines()[0], "failed command", i, 0.3)
             for ln in matching_lines(_TEST_RESULT, head, _PRE_TEST, low)[:50]:
@@ -415,7 +419,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                     add(ERRORS, ln, f"result {tool}", i, 0.3, names=frozenset(extract_names(ln)))
                     if i < end:
                         last_result = (i, ln, tool)
-            file_view = tool in ("Read", "NotebookRead", "Grep", "Glob", "WebFetch", "WebSearch", "LS")
+            file_view = tool in ("Read", "NotebookRead", "Grep", "Glob", "WebFetch", "WebSearch", "LS") or tool in TEXT_EDITOR_TOOLS
             for ln in [] if file_view else matching_lines(_OPEN, head, _PRE_OPEN, low)[:200]:
                 ln_names = frozenset(extract_names(ln)) if len(ln.strip()) >= 4 else frozenset()
                 if ln_names:

@@ -155,3 +155,42 @@ def test_dot_slash_paths_are_listed_once_as_relative_paths(mini_swe, engine):
     assert "django/contrib/auth/validators.py" in paths
     assert not [p for p in paths if p.startswith(("/django", "/tests"))]
     assert len({p.lstrip("/") for p in paths}) == len(paths)
+
+
+def _editor_session(tool: str) -> list[dict]:
+    calls = [
+        {"command": "view", "path": "/repo/app/auth.py"},
+        {"command": "view", "path": "/repo/app/models.py", "view_range": [1, 20]},
+        {"command": "str_replace", "path": "/repo/app/auth.py", "old_str": "return 401", "new_str": "return 200"},
+        {"command": "insert", "path": "/repo/app/auth.py", "insert_line": 3, "new_str": "log_login_attempt(user)"},
+        {"command": "create", "path": "/repo/app/audit_log.py", "file_text": "def log_login_attempt(user):\n    pass\n"},
+        {"command": "undo_edit", "path": "/repo/app/auth.py"},
+    ]
+    msgs: list[dict] = [{"role": "user", "content": "Fix the login bug in app/auth.py"}]
+    for k, inp in enumerate(calls):
+        msgs.append({"role": "assistant", "content": None, "tool_calls": [
+            {"id": f"c{k}", "type": "function", "function": {"name": tool, "arguments": json.dumps(inp)}}]})
+        msgs.append({"role": "tool", "tool_call_id": f"c{k}", "content": f"ok {k}"})
+    msgs.append({"role": "assistant", "content": "Fixed the status code."})
+    return msgs
+
+
+@pytest.mark.parametrize("tool", ["str_replace_based_edit_tool", "str_replace_editor"])
+def test_text_editor_views_are_reads_and_its_changes_are_edits(tool, engine):
+    h = make_handoff(_editor_session(tool), engine=engine)
+    files = {f.path: f.reasons for f in h.files}
+    assert files["/repo/app/models.py"] == ["read"]
+    assert files["/repo/app/audit_log.py"] == ["edited", "written"]
+    assert "- /repo/app/auth.py [edited x3, read]" in h.text  # str_replace, insert, undo_edit; the view is a read
+    assert "$ view" not in h.text and "] view" not in h.text
+
+
+def test_text_editor_calls_render_their_command_path_and_text():
+    from compaction.transcripts._render import tool_input_text
+
+    assert tool_input_text("str_replace_editor", {"command": "view", "path": "/r/a.py"}) == "view /r/a.py"
+    text = tool_input_text(
+        "str_replace_based_edit_tool", {"command": "str_replace", "path": "/r/a.py", "old_str": "x = 1", "new_str": "x = 2"}
+    )
+    assert text.splitlines()[0] == "str_replace /r/a.py" and "x = 1" in text and "x = 2" in text
+    assert tool_input_text("Bash", {"command": "ls", "description": "list"}) == "$ ls"

@@ -20,6 +20,7 @@ from .._exceptions import BinaryInputError, InputError, InputTooLargeError, Tran
 from .._paths import CheckedFile
 from ._model import (
     EDIT_TOOLS,
+    TEXT_EDITOR_TOOLS,
     AssistantText,
     CompactBoundary,
     CompactSummary,
@@ -30,6 +31,7 @@ from ._model import (
     ToolResult,
     Transcript,
     UserText,
+    file_action,
 )
 from ._render import render_event, render_transcript
 from .claude_code import looks_like_claude_code, parse_claude_code_lines, read_claude_code
@@ -49,6 +51,8 @@ __all__ = [
     "CompactSummary",
     "SystemText",
     "EDIT_TOOLS",
+    "TEXT_EDITOR_TOOLS",
+    "file_action",
     "render_event",
     "render_transcript",
     "FORMATS",

@@ -25,10 +25,41 @@ __all__ = [
     "Event",
     "Transcript",
     "EDIT_TOOLS",
+    "TEXT_EDITOR_TOOLS",
+    "FileAction",
+    "file_action",
 ]
 
-#: tools whose input names a file they change (Claude Code, plus common agent spellings)
-EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit", "str_replace_based_edit_tool", "apply_patch"})
+#: text-editor tools (Anthropic's ``str_replace_based_edit_tool``, SWE-agent's and OpenHands'
+#: ``str_replace_editor``): one tool whose ``command`` says whether it views or changes ``path``
+TEXT_EDITOR_TOOLS = frozenset({"str_replace_based_edit_tool", "str_replace_editor"})
+#: tools whose input names a file they change (Claude Code, plus common agent spellings);
+#: a text-editor tool changes a file only for some commands (see ``file_action``)
+EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit", "apply_patch"} | TEXT_EDITOR_TOOLS)
+#: what each text-editor command does to its file
+_EDITOR_ACTIONS = {"view": "read", "create": "write", "str_replace": "edit", "insert": "edit", "undo_edit": "edit"}
+
+FileAction = Literal["read", "write", "edit"]
+
+
+def file_action(name: str, inp: Any) -> FileAction | None:
+    """What a tool call does to the file its input names: ``read``, ``write`` (creates or
+    overwrites it), ``edit``, or None (no file, or not a file tool)."""
+    if name in TEXT_EDITOR_TOOLS:
+        inp = inp if isinstance(inp, dict) else {}
+        command = inp.get("command")
+        if isinstance(command, str):
+            return _EDITOR_ACTIONS.get(command)  # type: ignore[return-value]
+        if "file_text" in inp:  # no command: what its text says
+            return "write"
+        return "edit" if "new_str" in inp or "old_str" in inp else None
+    if name == "Write":
+        return "write"
+    if name in EDIT_TOOLS:
+        return "edit"
+    if name in ("Read", "NotebookRead"):
+        return "read"
+    return None
 
 
 class EventBase(BaseModel):

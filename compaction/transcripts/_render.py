@@ -6,17 +6,32 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
+from ._model import TEXT_EDITOR_TOOLS
+
 __all__ = ["render_event", "render_transcript", "tool_input_text"]
 
 
+def _editor_head(inp: dict[str, Any]) -> str:
+    """A text-editor call's first line: its command and path (``view /repo/app.py``), and
+    the lines it views or inserts at."""
+    head = " ".join(v for v in (inp.get("command"), inp.get("path")) if isinstance(v, str) and v)
+    for key in ("view_range", "insert_line"):
+        if inp.get(key) is not None:
+            head += f" ({key}: {json.dumps(inp[key], default=str)})"
+    return head or "(no command)"
+
+
 def tool_input_text(name: str, inp: dict[str, Any]) -> str:
-    """A tool call's input as text: the command for shells, path + new text for edits, else JSON."""
+    """A tool call's input as text: the command for shells, command + path + text for text
+    editors, path + new text for edits, else JSON."""
     if not isinstance(inp, dict):
         return str(inp)
-    if isinstance(inp.get("command"), str) and len(inp) <= 4:
+    editor = name in TEXT_EDITOR_TOOLS
+    if not editor and isinstance(inp.get("command"), str) and len(inp) <= 4:
         return "$ " + inp["command"]
-    parts: list[str] = []
-    for key in ("file_path", "path", "notebook_path", "pattern", "url", "query", "description", "prompt"):
+    parts: list[str] = [_editor_head(inp)] if editor else []
+    named = ("file_path", "notebook_path") if editor else ("file_path", "path", "notebook_path")
+    for key in named + ("pattern", "url", "query", "description", "prompt"):
         if isinstance(inp.get(key), str):
             parts.append(f"{key}: {inp[key]}")
     for key in ("old_string", "new_string", "content", "new_source", "old_str", "new_str", "file_text"):
