@@ -298,6 +298,8 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
         elif k == "assistant":
             if getattr(e, "model", None) == "<synthetic>":  # Claude Code's own notices ("Prompt is too long")
                 continue
+            if not e.text.strip():  # a blank text block (Claude Code 2.1 writes one before thinking) says nothing
+                continue
             last_assistant = i
             names = extract_names(e.text)
             agent_names.update(names)

@@ -364,3 +364,16 @@ def test_names_drop_a_leading_dot_slash_but_keep_parent_and_dotfile_paths():
     assert extract_names("(../foo/bar.py)") == {"../foo/bar.py"}
     assert extract_names("edit .github/workflows/ci.yml and .credo.exs") == {".github/workflows/ci.yml", ".credo.exs"}
     assert extract_names("...and then") == set()
+
+
+def test_a_blank_assistant_text_block_is_not_the_agents_reply():
+    from compaction._session_facts import NEXT, analyze
+
+    # tool_heavy.jsonl: the last request is followed by a "\n\n" text block (Claude Code 2.1 writes one
+    # before thinking), tool calls and an interruption: it was never answered
+    facts = analyze(read_transcript(FIX / "tool_heavy.jsonl"))
+    assert facts.last_assistant == 3
+    nxt = [c for c in facts.candidates if c.section == NEXT and c.label == "latest request"]
+    assert [c.text for c in nxt] == [facts.requests[-1].text]
+    facts = analyze(read_transcript([{"role": "user", "content": "add a --verbose flag"}, {"role": "assistant", "content": "\n\n"}]))
+    assert facts.last_assistant is None
