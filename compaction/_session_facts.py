@@ -231,12 +231,36 @@ def typed_requests(t: Transcript) -> list[Request]:
     return out
 
 
+#: what a line is wrapped in that is not its content: quote marks, list marks, heading marks, emphasis
+_MARKUP_LEAD = re.compile(r"^(?:>\s*|[-*+]\s+|\d+[.)]\s+|#{1,6}\s+)*")
+_CODE_CLOSERS = frozenset({"end", "do", "else", "{", "}", "});", "]", ")", "[", "(", "},", "],"})
+
+
+_BOLD_LABEL = re.compile(r"^\*\*[^*]+:\*\*$|^\*\*[^*]+\*\*:$")
+
+
+def has_content(line: str) -> bool:
+    """A line that says something: not blank markdown (a fence, a rule, a bare quote mark),
+    not a lone code closer (``end``, ``}``), not a single bare word (``continue``), not a bare
+    label or short heading (``**Steps:**``, ``## Rabbit Holes``)."""
+    unquoted = line.strip().lstrip("> ").strip()
+    bare = _MARKUP_LEAD.sub("", unquoted).strip()
+    core = bare.strip("*_").strip()
+    if not core or core.startswith(("```", "~~~")) or set(core) <= set("-*_=|: ") or core in _CODE_CLOSERS:
+        return False
+    if _BOLD_LABEL.match(bare) or (unquoted.startswith("#") and len(core.split()) <= 3):
+        return False
+    word = core.rstrip(":").strip("*_` ")
+    return sum(ch.isalnum() for ch in core) >= 3 and not (word.isalpha() and " " not in word)
+
+
 def _split_text(text: str) -> list[str]:
-    """Lines of a message; long lines split into sentences (each piece is verbatim)."""
+    """Lines of a message that have content (``has_content``); long lines split into
+    sentences (each piece is verbatim)."""
     out: list[str] = []
     for line in text.splitlines():
         s = line.strip()
-        if not s or s in ("```", "---") or s.startswith("```"):
+        if not has_content(s):
             continue
         if len(s) > 300:
             out.extend(p.strip() for p in _SENTENCE_END.split(s) if p.strip())

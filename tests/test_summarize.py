@@ -377,3 +377,23 @@ def test_a_blank_assistant_text_block_is_not_the_agents_reply():
     assert [c.text for c in nxt] == [facts.requests[-1].text]
     facts = analyze(read_transcript([{"role": "user", "content": "add a --verbose flag"}, {"role": "assistant", "content": "\n\n"}]))
     assert facts.last_assistant is None
+
+
+_EMPTY_FRAGMENT = re.compile(r"^- (?:\[[^\]]*\] )?(?:>\s*)*(?:```\w*|---|end|\]|\[|\*\*[^*]+:\*\*|#+ \w+)?\s*$")
+
+
+def test_empty_markdown_fragments_are_not_summary_lines(shared_data, engine):
+    # subagent.jsonl quotes a plan in '> ' lines: before, '> ---', '> ```elixir', '>' and '> end' filled Current work
+    path = shared_data / "transcripts" / "claude-code" / "subagent.jsonl"
+    r = summarize(path, engine=engine, recent_turns=0)
+    h = compaction.make_handoff(path, engine=engine)
+    empty = [ln for ln in (r.text + h.text).splitlines() if _EMPTY_FRAGMENT.match(ln)]
+    assert empty == []
+    assert section(r.text, "Current work").strip() != "(none found)"
+
+
+def test_has_content():
+    from compaction._session_facts import has_content
+
+    assert not any(has_content(x) for x in ["> ---", "> ```elixir", ">", "> end", "**Steps:**", "> ## Solution", "  ]", "continue"])
+    assert all(has_content(x) for x in ["> - All changes committed", "Fixed.", "defp aliases() do", "## OTEL tracing is done now"])
