@@ -152,6 +152,13 @@ class Candidate:
     indent: bool = False
     #: the deletion model's percentile rank, once computed
     rank: float | None = None
+    #: order among the candidates taken from one event (its lines in transcript order)
+    seq: int = 0
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where the line stands in the transcript: event, then line within the event."""
+        return (self.event, self.seq)
 
     def render(self) -> str:
         body = clip_line(self.text)
@@ -524,6 +531,8 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
         body = r.text[len(r.label) :].strip() if r.label else r.text
         cands.append(Candidate(NEXT, body or r.text, "latest request" + (f" {r.label}" if r.label else ""), r.event, 5.0))
 
+    for k, c in enumerate(cands):  # the lines of one event were proposed in their order
+        c.seq = k
     return SessionFacts(
         transcript=t,
         requests=requests,

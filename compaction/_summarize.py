@@ -252,7 +252,7 @@ def select_lines(
         left[sec] -= c.tokens
         total_left -= c.tokens
     for cs in chosen.values():
-        cs.sort(key=lambda c: c.event)
+        cs.sort(key=lambda c: c.position)
     return chosen
 
 

@@ -397,3 +397,20 @@ def test_has_content():
 
     assert not any(has_content(x) for x in ["> ---", "> ```elixir", ">", "> end", "**Steps:**", "> ## Solution", "  ]", "continue"])
     assert all(has_content(x) for x in ["> - All changes committed", "Fixed.", "defp aliases() do", "## OTEL tracing is done now"])
+
+
+def test_lines_of_one_event_are_shown_in_their_order(engine):
+    code = "\n".join(f"def step_{k}(state_{k}):\n    return transform_{k}(state_{k})" for k in range(1, 9))
+    final = "\n".join(f"{k}. Ran check_{k} on module_{k}.py, it passes now." for k in range(1, 7))
+    msgs = [
+        {"role": "user", "content": "Write the pipeline in pipeline.py"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "w", "name": "Write",
+                                           "input": {"file_path": "/r/pipeline.py", "content": code}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "w", "content": "written"}]},
+        {"role": "assistant", "content": final},
+    ]
+    r = summarize(msgs, recent_turns=0, budget_tokens=2000, engine=engine)
+    steps = [int(m) for m in re.findall(r"def step_(\d)", r.text)]
+    checks = [int(m) for m in re.findall(r"Ran check_(\d)", r.text)]
+    assert len(steps) >= 3 and len(checks) >= 3
+    assert steps == sorted(steps) and checks == sorted(checks)
