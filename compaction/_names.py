@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["extract_names", "looks_like_file", "NAME_SPLIT"]
+__all__ = ["extract_names", "looks_like_file", "is_task_id", "NAME_SPLIT"]
 
 NAME_SPLIT = re.compile(r"[\s`'\"()\[\]{}<>,;|=!?*^$&+]+")
 _STRIP = ".:,;!?-"
@@ -95,6 +95,11 @@ def _is_name(tok: str) -> bool:
             p.islower() and len(p) <= 3 for p in parts
         )
     return False
+
+
+def is_task_id(name: str) -> bool:
+    """A task / issue id: ``spotter-4te.3``, ``PROJ-123``, ``#123``."""
+    return bool(_TASK.match(name))
 
 
 def looks_like_file(name: str) -> bool:

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ._names import extract_names, looks_like_file
+from ._names import extract_names, is_task_id, looks_like_file
 from .transcripts import EDIT_TOOLS, TEXT_EDITOR_TOOLS, Transcript, file_action
 from .transcripts._render import tool_input_text
 
@@ -93,6 +93,23 @@ _DEFINITION = re.compile(
     r"const|let|var|export|import|from|use|alias|require|config|@spec|@type|@callback|public|private|protected|static|"
     r"#\s*\w|\w+\s*[:=]\s)"
 )
+_TASK_REF = r"([A-Za-z][A-Za-z0-9]*-[A-Za-z0-9]+(?:\.\d+)*|#\d+)"
+#: a task id said to be closed: `bd close X`, `✓ Closed X`, `X is done`, `X --status closed`, `mark X as done`
+_CLOSED_BEFORE_ID = re.compile(
+    r"(?i)\b(?:close[ds]?|closing|resolved?|finish(?:ed)?|complete[ds]?|mark(?:ed)? (?:as )?(?:done|complete[d]?|closed))"
+    r"[\s*`:]+(?:(?:task|issue|bead|ticket)\s+)?" + _TASK_REF
+)
+_CLOSED_AFTER_ID = re.compile(
+    _TASK_REF + r"[*`]*:?\s+(?:(?:is|was|has been|are|now|as)\s+)*(?:--status[= ])?(?:closed|done|complete[d]?|finished|resolved)\b",
+    re.IGNORECASE,
+)
+#: a final message that says the work is finished: nothing is pending after it
+_ALL_DONE = re.compile(
+    r"(?i)^\W*(?:all (?:done|set|finished|complete)|everything(?:'s| is) (?:done|complete|finished))\b|"
+    r"\b(?:all|every) (?:the )?(?:tasks?|work|items?|steps?|subtasks?) (?:is |are |have been )?(?:now )?(?:done|complete[d]?|finished|closed)\b|"
+    r"\bnothing (?:left|remaining|more) to do\b"
+)
+_PRE_CLOSED = re.compile(r"(?i)clos|done|complete|finish|resolve")
 _CMD_NAME = re.compile(r"<command-name>\s*(/?[^<\s]+)\s*</command-name>")
 _CMD_ARGS = re.compile(r"<command-args>(.*?)</command-args>", re.DOTALL)
 _NOT_TYPED = ("<local-command-stdout>", "<local-command-caveat>", "<local-command-stderr>", "[Request interrupted")
@@ -261,6 +278,24 @@ def has_content(line: str) -> bool:
     return sum(ch.isalnum() for ch in core) >= 3 and not (word.isalpha() and " " not in word)
 
 
+def closed_task_ids(text: str) -> set[str]:
+    """The task ids that ``text`` says are closed or done."""
+    found = {m.group(1) for m in _CLOSED_BEFORE_ID.finditer(text)}
+    found |= {m.group(1) for m in _CLOSED_AFTER_ID.finditer(text)}
+    return {x for x in found if is_task_id(x)}
+
+
+def says_all_done(text: str) -> bool:
+    """A message that says all the work is finished (``All done.``, ``all tasks are complete``)."""
+    return any(_ALL_DONE.search(line) for line in text.splitlines())
+
+
+def _settled(c: Candidate, closed_at: dict[str, int]) -> bool:
+    """A pending candidate whose task ids were all closed after it was said."""
+    ids = [n for n in c.names if is_task_id(n)]
+    return bool(ids) and all(closed_at.get(x, -1) > c.event for x in ids)
+
+
 def _split_text(text: str) -> list[str]:
     """Lines of a message that have content (``has_content``); long lines split into
     sentences (each piece is verbatim)."""
@@ -292,7 +327,14 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
     output_names: Counter[str] = Counter()
     cands: list[Candidate] = []
     todos: list[tuple[str, str]] = []
+    todo_event = -1
     last_assistant: int | None = None
+    closed_at: dict[str, int] = {}  # task id -> the latest event that closed it
+
+    def note_closed(text: str, i: int) -> None:
+        if _PRE_CLOSED.search(text):
+            for x in closed_task_ids(text):
+                closed_at[x] = i
 
     def file(path: str, i: int) -> FileFact:
         key = _rel(path, cwd)
@@ -332,6 +374,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             if not e.text.strip():  # a blank text block (Claude Code 2.1 writes one before thinking) says nothing
                 continue
             last_assistant = i
+            note_closed(e.text, i)
             names = extract_names(e.text)
             agent_names.update(names)
             for p in names:
@@ -353,7 +396,9 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
         elif k == "tool_call":
             calls[e.id] = e
             inp = e.input if isinstance(e.input, dict) else {}
-            agent_names.update(extract_names(tool_input_text(e.name, inp)))
+            call_text = tool_input_text(e.name, inp)
+            agent_names.update(extract_names(call_text))
+            note_closed(call_text, i)
             fp = inp.get("file_path") or inp.get("path") or inp.get("notebook_path")
             action = file_action(e.name, inp) if isinstance(fp, str) else None
             if action in ("edit", "write"):
@@ -395,6 +440,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             elif action == "read":
                 file(fp, i).reads += 1
             elif e.name == "TodoWrite" and isinstance(inp.get("todos"), list):
+                todo_event = i
                 todos = [
                     (str(td.get("status", "")), str(td.get("content", "")))
                     for td in inp["todos"]
@@ -412,6 +458,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             output_names.update(names)
             head = text[:400_000]
             low = head.lower()
+            note_closed(head, i)
             lines = head.splitlines() if e.is_error else []
             pat, pre = (_ERROR_LINE, _PRE_ERROR) if e.is_error else (_STRICT_ERROR_LINE, _PRE_STRICT)
             err_lines = [ln for ln in matching_lines(pat, head, pre, low) if len(ln.strip()) > 3]
@@ -515,17 +562,25 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
         i, ln, tool = last_result
         cands.append(Candidate(ERRORS, ln, f"latest result {tool}", i, 2.5, names=frozenset(extract_names(ln))))
 
+    # pending: nothing the session closed later, nothing before a final "all done"
+    all_done = last_assistant is not None and says_all_done(events[last_assistant].text)
+    cands = [
+        c
+        for c in cands
+        if c.section != PENDING or not (_settled(c, closed_at) or (all_done and c.event <= (last_assistant or 0)))
+    ]
     # pending tasks from the last todo list
-    for status, content in todos:
-        if status != "completed":
-            cands.append(Candidate(PENDING, content, status or "todo", n, 3.0, names=frozenset(extract_names(content))))
+    if not (all_done and todo_event < (last_assistant or 0)):
+        for status, content in todos:
+            if status != "completed":
+                cands.append(Candidate(PENDING, content, status or "todo", n, 3.0, names=frozenset(extract_names(content))))
 
-    # next step: the last agent message's forward-looking lines, and a request it has not answered
+    # next step: the last agent message's forward-looking lines (not its recap of what was done),
+    # and a request it has not answered
     if last_assistant is not None:
-        pieces = _split_text(events[last_assistant].text)
+        pieces = [p for p in _split_text(events[last_assistant].text) if _FUTURE.search(p)]
         for j, piece in enumerate(pieces):
-            prior = 2.0 if _FUTURE.search(piece) else 0.6
-            cands.append(Candidate(NEXT, piece, "", last_assistant, prior - 0.01 * j, names=frozenset(extract_names(piece))))
+            cands.append(Candidate(NEXT, piece, "", last_assistant, 2.0 - 0.01 * j, names=frozenset(extract_names(piece))))
     if requests and (last_assistant is None or requests[-1].event > last_assistant):
         r = requests[-1]
         body = r.text[len(r.label) :].strip() if r.label else r.text

@@ -194,3 +194,37 @@ def test_text_editor_calls_render_their_command_path_and_text():
     )
     assert text.splitlines()[0] == "str_replace /r/a.py" and "x = 1" in text and "x = 2" in text
     assert tool_input_text("Bash", {"command": "ls", "description": "list"}) == "$ ls"
+
+
+def test_tasks_closed_later_are_not_next_steps(shared_data, engine):
+    # the session lists spotter-4te.4/.5/.6 as OPEN, then closes each (`✓ Closed spotter-4te.6`) and ends
+    # "All done. The entire spotter-4te epic ... is complete"
+    h = make_handoff(shared_data / MAIN, engine=engine)
+    nxt = h.text.split("## Next steps", 1)[1].split("## Full transcript")[0] if "## Next steps" in h.text else ""
+    assert "spotter-4te." not in nxt and "OPEN" not in nxt
+
+
+def _tracker_session(final: str) -> list[dict]:
+    listing = "○ PROJ-41 · Add retries   [● P1 · OPEN]\n○ PROJ-42 · Add metrics   [● P1 · OPEN]"
+    msgs = [{"role": "user", "content": "Work through the open PROJ tasks"}]
+    steps = [("bd ready", listing), ("bd close PROJ-41", "✓ Closed PROJ-41: Closed")]
+    for k, (cmd, out) in enumerate(steps):
+        msgs.append({"role": "assistant", "content": f"Step {k}: running the tracker.", "tool_calls": [
+            {"id": f"c{k}", "type": "function", "function": {"name": "bash", "arguments": json.dumps({"command": cmd})}}]})
+        msgs.append({"role": "tool", "tool_call_id": f"c{k}", "content": out})
+    msgs.append({"role": "assistant", "content": final})
+    return msgs
+
+
+def test_a_task_closed_later_is_not_pending_and_all_done_leaves_nothing():
+    from compaction._session_facts import NEXT, PENDING, analyze
+
+    def pending(final: str) -> list[str]:
+        facts = analyze(read_transcript(_tracker_session(final)))
+        return [c.text for c in facts.candidates if c.section in (PENDING, NEXT)]
+
+    left = pending("PROJ-41 is fixed. Next I will start on PROJ-42.")
+    assert not [x for x in left if "PROJ-41" in x and "OPEN" in x]
+    assert [x for x in left if "PROJ-42" in x and "OPEN" in x]
+    assert "PROJ-41 is fixed. Next I will start on PROJ-42." in left
+    assert pending("All done. Both tasks are finished:\n- PROJ-41: retries\n- PROJ-42: metrics") == []
