@@ -575,16 +575,17 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             if status != "completed":
                 cands.append(Candidate(PENDING, content, status or "todo", n, 3.0, names=frozenset(extract_names(content))))
 
-    # next step: the last agent message's forward-looking lines (not its recap of what was done),
-    # and a request it has not answered
+    # next step: a request the agent has not answered (always shown), and the last agent
+    # message's forward-looking lines (not its recap of what was done)
+    if requests and (last_assistant is None or requests[-1].event > last_assistant):
+        r = requests[-1]
+        body = r.text[len(r.label) :].strip() if r.label else r.text
+        label = "latest request" + (f" {r.label}" if r.label else "")
+        cands.append(Candidate(NEXT, body or r.text, label, r.event, 5.0, forced=True))
     if last_assistant is not None:
         pieces = [p for p in _split_text(events[last_assistant].text) if _FUTURE.search(p)]
         for j, piece in enumerate(pieces):
             cands.append(Candidate(NEXT, piece, "", last_assistant, 2.0 - 0.01 * j, names=frozenset(extract_names(piece))))
-    if requests and (last_assistant is None or requests[-1].event > last_assistant):
-        r = requests[-1]
-        body = r.text[len(r.label) :].strip() if r.label else r.text
-        cands.append(Candidate(NEXT, body or r.text, "latest request" + (f" {r.label}" if r.label else ""), r.event, 5.0))
 
     for k, c in enumerate(cands):  # the lines of one event were proposed in their order
         c.seq = k

@@ -191,7 +191,9 @@ def select_lines(
     shown: str = "",
 ) -> dict[str, list[Candidate]]:
     """Greedy, budgeted choice of non-forced candidate lines by new names covered per token
-    (lazy greedy: gains only shrink as names get covered), plus structure and model rank."""
+    (lazy greedy: gains only shrink as names get covered), plus structure and model rank.
+    Each section first gets its share (``caps``) of the budget (its first line may pass
+    it); what the sections leave unused is then shared out in a second pass, to any section."""
     w = facts.weights
     covered = set() if covered is None else covered
     pool = [
@@ -218,8 +220,6 @@ def select_lines(
     ranks = [c.rank or 0.0 for c in pool]
     smap = section_map or {}
     out_secs = {smap.get(s, s) for s in sections}
-    left = {s: int(budget * caps.get(s, 0.1)) for s in out_secs}
-    total_left = budget
     chosen: dict[str, list[Candidate]] = {}
     seen_text: set[str] = set()
 
@@ -230,27 +230,38 @@ def select_lines(
         gain = sum(w.get(n, 0.0) for n in c.names if n not in covered)
         return c.prior + 0.6 * float(ranks[i]) + gain + 0.05 + recency * c.event / n_events
 
-    heap = [(-utility(i) / (pool[i].tokens + 3), i) for i in range(len(pool))]
-    heapq.heapify(heap)
-    while heap and total_left > 0:
-        neg, i = heapq.heappop(heap)
-        c = pool[i]
-        key = c.text.strip()
-        sec = smap.get(c.section, c.section)
-        if key in seen_text or c.tokens > left[sec] or c.tokens > total_left:
-            continue
-        u = utility(i)
-        dens = u / (c.tokens + 3)
-        if heap and dens < -heap[0][0] - 1e-12:
-            heapq.heappush(heap, (-dens, i))
-            continue
-        if u < 0.5:
-            continue
-        seen_text.add(key)
-        covered.update(c.names)
-        chosen.setdefault(sec, []).append(c)
-        left[sec] -= c.tokens
-        total_left -= c.tokens
+    def fill(left: dict[str, int], total_left: int) -> int:
+        """Take lines by value per token while they fit ``left`` (per section) and ``total_left``."""
+        heap = [(-utility(i) / (pool[i].tokens + 3), i) for i in range(len(pool)) if id(pool[i]) not in taken]
+        heapq.heapify(heap)
+        while heap and total_left > 0:
+            neg, i = heapq.heappop(heap)
+            c = pool[i]
+            key = c.text.strip()
+            sec = smap.get(c.section, c.section)
+            over_cap = c.tokens > left[sec] and sec in chosen  # a section's first line may pass its cap
+            if key in seen_text or over_cap or c.tokens > total_left:
+                continue
+            u = utility(i)
+            dens = u / (c.tokens + 3)
+            if heap and dens < -heap[0][0] - 1e-12:
+                heapq.heappush(heap, (-dens, i))
+                continue
+            if u < 0.5:
+                continue
+            seen_text.add(key)
+            taken.add(id(c))
+            covered.update(c.names)
+            chosen.setdefault(sec, []).append(c)
+            left[sec] -= c.tokens
+            total_left -= c.tokens
+        return total_left
+
+    taken: set[int] = set()
+    # first each section within its cap, then what the caps left unused goes to any section
+    total_left = fill({s: int(budget * caps.get(s, 0.1)) for s in out_secs}, budget)
+    if total_left > 0:
+        fill({s: total_left for s in out_secs}, total_left)
     for cs in chosen.values():
         cs.sort(key=lambda c: c.position)
     return chosen
@@ -338,8 +349,13 @@ def recent_tier(
 
 # -- embedded sections ----------------------------------------------------------------------
 def _forced_lines(d: Distiller, facts: SessionFacts, budget: int, query: str) -> dict[str, list[str]]:
-    """The user's messages (all of them) and the primary request, fitted to a share of the budget."""
-    out: dict[str, list[str]] = {PRIMARY: [], USERS: []}
+    """The user's messages (all of them), the primary request and the unanswered latest
+    request (the next step), fitted to a share of the budget."""
+    out: dict[str, list[str]] = {PRIMARY: [], USERS: [], NEXT: []}
+    for c in facts.candidates:
+        if c.section == NEXT and c.forced:
+            lines = d.fit(c.text, max(40, min(300, int(budget * 0.1))), query)
+            out[NEXT] = [f"- [{c.label}] {lines[0]}"] + ["  " + ln for ln in lines[1:]]
     reqs = facts.requests
     if reqs:
         first = reqs[0]
@@ -424,6 +440,8 @@ def embedded_sections(
             out[s] = forced[PRIMARY] + [c.render() for c in chosen.get(s, [])]
         elif s == FILES:
             out[s] = _file_lines(facts, chosen.get(FILES, []), max_files)
+        elif s == NEXT:
+            out[s] = forced[NEXT] + [c.render() for c in chosen.get(s, [])]
         else:
             out[s] = [c.render() for c in chosen.get(s, [])]
     return out

@@ -414,3 +414,30 @@ def test_lines_of_one_event_are_shown_in_their_order(engine):
     checks = [int(m) for m in re.findall(r"Ran check_(\d)", r.text)]
     assert len(steps) >= 3 and len(checks) >= 3
     assert steps == sorted(steps) and checks == sorted(checks)
+
+
+def test_budget_left_by_one_section_goes_to_the_others(engine):
+    # a small session: the "Next step" share (8% of what is left) is smaller than its one line
+    final = "Next I should retry the deploy of the billing service with the staging credentials and a longer timeout."
+    msgs = [
+        {"role": "user", "content": "Deploy the billing service to staging"},
+        {"role": "assistant", "content": "The deploy failed because the health check timed out."},
+        {"role": "assistant", "content": final},
+    ]
+    r = summarize(msgs, recent_turns=0, budget_tokens=300, engine=engine)
+    assert final in section(r.text, "Next step")
+    assert r.tokens <= 300
+
+
+def test_an_unanswered_multi_line_request_is_always_the_next_step(engine):
+    request = "Now please do three things:\n1. rename parse_config to load_config\n2. update the callers in cli.py\n3. run the tests"
+    msgs = [
+        {"role": "user", "content": "Refactor the config module"},
+        {"role": "assistant", "content": "Refactored config.py: the loader is now one function. " * 20},
+        {"role": "user", "content": request},
+    ]
+    r = summarize(msgs, recent_turns=0, budget_tokens=300, engine=engine)
+    nxt = section(r.text, "Next step").strip().splitlines()
+    assert nxt[0] == "- [latest request] Now please do three things:"
+    assert [ln.strip() for ln in nxt[1:4]] == request.splitlines()[1:]
+    assert all(ln.startswith("  ") for ln in nxt[1:4])  # continuation lines stay inside the bullet
