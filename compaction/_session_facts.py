@@ -56,6 +56,8 @@ PRIMARY, FILES, ERRORS, DECISIONS, USERS, PENDING, CURRENT, NEXT = SECTIONS
 #: appended to a line cut short (a label, not transcript text)
 ELLIPSIS = " […]"
 MAX_LINE_CHARS = 240
+#: lines of a multi-line candidate shown under its first
+MAX_RENDERED_LINES = 8
 
 _ERROR_LINE = re.compile(
     r"(?i)(\berror\b|\berrors\b|exception|traceback|\bfailed\b|\bfailure|\bfailures\b|undefined|\bcannot\b|"
@@ -178,12 +180,19 @@ class Candidate:
         return (self.event, self.seq)
 
     def render(self) -> str:
-        body = clip_line(self.text)
-        if not self.indent:
-            body = _LIST_MARK.sub("", body.strip()) or body
+        """The line as shown: a bullet (``- [label] text``) or, for a file's lines, indented.
+        A text of several lines keeps them, each indented under the first (a bare newline
+        would end the list)."""
+        first, *more = [ln for ln in self.text.strip().splitlines() if ln.strip()] or [self.text]
+        rest = [f"  {clip_line(ln.strip())}" for ln in more[:MAX_RENDERED_LINES]]
+        if len(more) > MAX_RENDERED_LINES:
+            rest.append("  […]")
+        body = clip_line(first)
         if self.indent:
-            return "    " + body.strip()
-        return f"- [{self.label}] {body.strip()}" if self.label else f"- {body.strip()}"
+            return "\n".join(["    " + body.strip()] + ["  " + ln for ln in rest])
+        body = _LIST_MARK.sub("", body.strip()) or body
+        head = f"- [{self.label}] {body.strip()}" if self.label else f"- {body.strip()}"
+        return "\n".join([head] + rest)
 
 
 @dataclass

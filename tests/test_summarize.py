@@ -441,3 +441,11 @@ def test_an_unanswered_multi_line_request_is_always_the_next_step(engine):
     assert nxt[0] == "- [latest request] Now please do three things:"
     assert [ln.strip() for ln in nxt[1:4]] == request.splitlines()[1:]
     assert all(ln.startswith("  ") for ln in nxt[1:4])  # continuation lines stay inside the bullet
+
+
+def test_a_multi_line_candidate_stays_one_list_item():
+    from compaction._session_facts import PENDING, Candidate
+
+    out = Candidate(PENDING, "Ship the release:\n\n- tag v2\n- publish the wheel", "pending", 3, 1.0).render()
+    assert out.splitlines() == ["- [pending] Ship the release:", "  - tag v2", "  - publish the wheel"]
+    assert Candidate(PENDING, "one line", "", 3, 1.0).render() == "- one line"
