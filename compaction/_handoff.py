@@ -26,6 +26,8 @@ __all__ = ["make_handoff", "MAX_HANDOFF_CHARS", "DEFAULT_HANDOFF_TOKENS"]
 
 MAX_HANDOFF_CHARS = 10_000
 _SAFE_CHARS = 9_800
+#: a low estimate of characters per token (code and English run 3.5 to 4.5)
+_CHARS_PER_TOKEN = 4
 DEFAULT_HANDOFF_TOKENS = 2000
 #: at most this many files in the list (all edited files first, as far as they go)
 MAX_FILES = 20
@@ -40,6 +42,24 @@ def _file_line(f: FileFact) -> str:
     for r in f.reasons:
         why.append(f"edited x{f.edits}" if r == "edited" and f.edits > 1 else r)
     return f"- {f.path} [{', '.join(why)}]"
+
+
+def _next_budget(budget: int, tokens: int, budget_tokens: int, chars: int) -> int:
+    """The budget for the next try: what the text used (``tokens``), shrunk by how far it
+    was over: its tokens over ``budget_tokens``, or its characters over the safe limit (a
+    large token budget holds far more than 10,000 characters), and by at least 15%."""
+    factor = min(0.85, budget_tokens / max(1, tokens), _SAFE_CHARS / max(1, chars) * 0.95)
+    return max(0, int(min(budget, tokens) * factor))  # a budget the text did not use would shrink nothing
+
+
+def _cut_keeping_path(text: str, path: str | None) -> str:
+    """``text`` cut at a line to stay under the safe size; the transcript's path, the one
+    way back to everything, is kept at the end."""
+    tail = f"\n## Full transcript\n- {path}\n" if path else ""
+    body = text.split("\n## Full transcript\n", 1)[0] if path else text
+    room = _SAFE_CHARS - 60 - len(tail)
+    cut = body.rfind("\n", 0, room)
+    return body[: cut if cut > 0 else room] + "\n[... handoff cut at 10,000 characters ...]\n" + tail
 
 
 def _render(
@@ -91,11 +111,13 @@ def make_handoff(
             goal_text = first or "(no goal found in the transcript; read it first)"
     else:
         goal_text = goal.strip()
-    goal_lines = d.fit(goal_text, max(60, budget_tokens // 6), query)
+    # the goal and the latest request get shares of what fits in the character limit too
+    room = min(budget_tokens, _SAFE_CHARS // _CHARS_PER_TOKEN)
+    goal_lines = d.fit(goal_text, max(60, room // 6), query)
     goal_block = "\n".join(goal_lines)
     # the latest request, unless it is the goal itself (fitted to another size, it would not compare equal below)
     same = latest is not None and latest.strip() == goal_text.strip()
-    latest_block = "\n".join(d.fit(latest, max(40, budget_tokens // 8), query)) if latest and not same else None
+    latest_block = "\n".join(d.fit(latest, max(40, room // 8), query)) if latest and not same else None
 
     # the current state is the session's end: after its last compaction, and in its last 40%
     marks = t.boundaries
@@ -138,13 +160,12 @@ def make_handoff(
         text = _render(goal_block, latest_block, files, chosen, t.path, t.cwd)
         if d.count(text) <= budget_tokens and len(text) <= _SAFE_CHARS:
             break
-        budget = int(budget * 0.85)
+        budget = _next_budget(budget, d.count(text), budget_tokens, len(text))
         if len(skeleton) > _SAFE_CHARS or d.count(skeleton) > budget_tokens:
             files = files[: max(3, len(files) - 4)]
     text = redact_secrets(text)
     if len(text) > _SAFE_CHARS:
-        cut = text.rfind("\n", 0, _SAFE_CHARS - 60)
-        text = text[: cut if cut > 0 else _SAFE_CHARS - 60] + "\n[... handoff cut at 10,000 characters ...]\n"
+        text = _cut_keeping_path(text, t.path)
         warnings.append("the handoff was cut to stay under 10,000 characters")
     for w in d.warnings:
         if w not in warnings:

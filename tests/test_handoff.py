@@ -228,3 +228,21 @@ def test_a_task_closed_later_is_not_pending_and_all_done_leaves_nothing():
     assert [x for x in left if "PROJ-42" in x and "OPEN" in x]
     assert "PROJ-41 is fixed. Next I will start on PROJ-42." in left
     assert pending("All done. Both tasks are finished:\n- PROJ-41: retries\n- PROJ-42: metrics") == []
+
+
+def test_a_large_budget_fits_10000_chars_without_a_cut(shared_data, engine):
+    # 12,000 tokens hold far more than 10,000 characters: before, 8 shrinks by 0.85 stayed over the
+    # character cap and the text was cut, losing "## Next steps" and "## Full transcript"
+    t = read_transcript(shared_data / MAIN, before_boundary=-1)
+    h = make_handoff(t, budget_tokens=12_000, engine=engine)
+    assert len(h.text) < 10_000 and not [w for w in h.warnings if "cut" in w]
+    assert "## Next steps" in h.text and h.text.rstrip().endswith(f"## Full transcript\n- {t.path}")
+
+
+def test_a_cut_handoff_keeps_the_transcript_path(engine, tmp_path):
+    goal = "\n".join(f"requirement {i}: " + "the parser must accept this exact input form " * 6 for i in range(300))
+    p = tmp_path / "long.json"
+    p.write_text(json.dumps([{"role": "user", "content": goal}, {"role": "assistant", "content": "Next I will start."}]))
+    h = make_handoff(p, budget_tokens=50_000, engine=engine)
+    assert len(h.text) < 10_000
+    assert h.text.rstrip().endswith(f"## Full transcript\n- {p}")
