@@ -305,6 +305,15 @@ def _settled(c: Candidate, closed_at: dict[str, int]) -> bool:
     return bool(ids) and all(closed_at.get(x, -1) > c.event for x in ids)
 
 
+#: how a harness says the user refused a tool call (Claude Code's text, its toolUseResult)
+_REJECTED = ("The user doesn't want to proceed with this tool use", "User rejected tool use", "The user rejected")
+
+
+def was_rejected(result_text: str) -> bool:
+    """A tool result saying the user refused the call: it never ran."""
+    return result_text.lstrip().startswith(_REJECTED)
+
+
 def _split_text(text: str) -> list[str]:
     """Lines of a message that have content (``has_content``); long lines split into
     sentences (each piece is verbatim)."""
@@ -474,6 +483,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             is_shell = str(tool).lower() in _SHELLS or (
                 call is not None and call.name not in TEXT_EDITOR_TOOLS and isinstance(call.input.get("command"), str)
             )
+            rejected = e.is_error and was_rejected(text)
             if e.is_error or (is_shell and err_lines and len(err_lines) <= 40):
                 pending_error = (i, tool)
                 shown = 0
@@ -488,7 +498,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                     add(
                         ERRORS,
                         ln,
-                        f"error {tool}",
+                        f"{'rejected' if rejected else 'error'} {tool}",
                         i,
                         (1.0 if e.is_error else 0.5) - 0.1 * shown,
                         names=frozenset(extract_names(ln)),
@@ -502,7 +512,8 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                         file(fp, i).failures += 1
                     cmd = call.input.get("command") if call.name not in TEXT_EDITOR_TOOLS else None
                     if isinstance(cmd, str) and cmd.strip():
-                        add(ERRORS, cmd.strip().splitlines()[0], "failed command", i, 0.3)
+                        label = "rejected command, not run" if rejected else "failed command"
+                        add(ERRORS, cmd.strip().splitlines()[0], label, i, 0.3)
             for ln in matching_lines(_TEST_RESULT, head, _PRE_TEST, low)[:50]:
                 if len(ln.strip()) >= 4:
                     add(ERRORS, ln, f"result {tool}", i, 0.3, names=frozenset(extract_names(ln)))

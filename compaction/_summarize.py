@@ -41,6 +41,7 @@ from ._session_facts import (
     clip_line,
     request_body,
     typed_requests,
+    was_rejected,
 )
 from ._session_results import SummaryResult
 from ._tokenizer import Tokenizer
@@ -303,7 +304,7 @@ def _render_recent_event(d: Distiller, e: Any, query: str, cap: int) -> list[str
         if not e.text.strip():
             return [f"- [empty result {e.tool_name or 'tool'}]"]
         lines = d.fit(e.text, max(24, cap // 3), query)
-        tag = "error" if e.is_error else "result"
+        tag = ("rejected" if was_rejected(e.text) else "error") if e.is_error else "result"
         return [f"- [{tag} {e.tool_name or 'tool'}]"] + ["    " + ln for ln in lines]
     if k == "compact_summary":
         lines = d.fit(e.text, max(24, cap // 3), query)

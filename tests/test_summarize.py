@@ -449,3 +449,12 @@ def test_a_multi_line_candidate_stays_one_list_item():
     out = Candidate(PENDING, "Ship the release:\n\n- tag v2\n- publish the wheel", "pending", 3, 1.0).render()
     assert out.splitlines() == ["- [pending] Ship the release:", "  - tag v2", "  - publish the wheel"]
     assert Candidate(PENDING, "one line", "", 3, 1.0).render() == "- one line"
+
+
+def test_a_rejected_tool_call_is_labelled_not_run(engine):
+    # short.jsonl: the user rejected `mix phx.server 2>&1 | head -80`; it never ran, so it is no failed command
+    r = summarize(FIX / "short.jsonl", engine=engine, recent_turns=0, budget_tokens=1000)
+    assert "[rejected command, not run] mix phx.server 2>&1 | head -80" in r.text
+    assert "[failed command]" not in r.text and "[error Bash] The user doesn't want" not in r.text
+    recent = summarize(FIX / "short.jsonl", engine=engine, budget_tokens=1000).sections[RECENT]
+    assert "- [rejected Bash]" in recent and "- [error Bash]" not in recent
