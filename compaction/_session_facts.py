@@ -112,6 +112,8 @@ _ALL_DONE = re.compile(
     r"\bnothing (?:left|remaining|more) to do\b"
 )
 _PRE_CLOSED = re.compile(r"(?i)clos|done|complete|finish|resolve")
+#: a line that only wraps output (mini-swe-agent's `<returncode>1</returncode>`, `<output>`)
+_WRAPPER_TAG = re.compile(r"^\s*</?\w+>(?:-?\d*</\w+>)?\s*$")
 _CMD_NAME = re.compile(r"<command-name>\s*(/?[^<\s]+)\s*</command-name>")
 _CMD_ARGS = re.compile(r"<command-args>(.*?)</command-args>", re.DOTALL)
 _NOT_TYPED = ("<local-command-stdout>", "<local-command-caveat>", "<local-command-stderr>", "[Request interrupted")
@@ -487,7 +489,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             if e.is_error or (is_shell and err_lines and len(err_lines) <= 40):
                 pending_error = (i, tool)
                 shown = 0
-                firsts = [ln for ln in lines if ln.strip()][:2] if e.is_error else []
+                firsts = [ln for ln in lines if ln.strip() and not _WRAPPER_TAG.match(ln)][:2] if e.is_error else []
                 if file_action(str(tool), call.input if call is not None else {}) or tool in EDIT_TOOLS or tool in ("Read", "NotebookRead"):
                     # an edit's error quotes the text it looked for: only its first line is the error
                     firsts, err_lines = firsts[:1], []

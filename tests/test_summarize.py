@@ -458,3 +458,21 @@ def test_a_rejected_tool_call_is_labelled_not_run(engine):
     assert "[failed command]" not in r.text and "[error Bash] The user doesn't want" not in r.text
     recent = summarize(FIX / "short.jsonl", engine=engine, budget_tokens=1000).sections[RECENT]
     assert "- [rejected Bash]" in recent and "- [error Bash]" not in recent
+
+
+def test_mini_swe_agent_observations_are_tool_output(mini_swe, engine):
+    # mini-swe-agent sends each command's output as a `user` message `<returncode>0</returncode><output>...`,
+    # and the final one is the submitted git diff: none of them is a message the user typed
+    traj = mini_swe("django__django-11099")
+    t = read_transcript(traj)
+    assert [e.kind for e in t.events if e.kind == "user"] == ["user"]
+    calls = [e for e in t.events if e.kind == "tool_call"]
+    assert calls and calls[0].name == "bash" and calls[0].input["command"] == "ls -R | grep -i validators"
+    r = summarize(traj, engine=engine, recent_turns=0)
+    users = section(r.text, "All user messages")
+    assert "<returncode>" not in users and "diff --git" not in users
+    assert "<returncode>" not in section(r.text, "Decisions and constraints")
+    assert "[latest request]" not in section(r.text, "Next step")
+    assert "<returncode>" not in r.text.split("## Errors and fixes", 1)[1].split("##", 1)[0]
+    h = compaction.make_handoff(traj, engine=engine)
+    assert "## Latest request" not in h.text

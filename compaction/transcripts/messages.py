@@ -5,12 +5,14 @@ OpenAI: ``{"role": "system"|"user"|"assistant"|"tool", "content": str | [parts],
 Anthropic: ``{"role": "user"|"assistant", "content": str | [blocks]}`` with ``text``,
 ``thinking``, ``tool_use`` and ``tool_result`` blocks (``system`` is separate). Either may
 come wrapped as ``{"messages": [...], "system": ...}``. Messages that are not objects or
-have an unknown role are skipped and counted.
+have an unknown role are skipped and counted. mini-swe-agent's trajectories (no tool calls;
+``<returncode>`` observations sent as ``user`` messages) read as bash calls and their results.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Any
 
@@ -80,6 +82,34 @@ def _model_of(m: dict[str, Any]) -> str | None:
     return None
 
 
+_BASH_BLOCK = re.compile(r"```(?:bash|sh)\s*\n(.*?)\n```", re.DOTALL)
+_RETURNCODE = re.compile(r"^\s*<returncode>\s*(-?\d+)\s*</returncode>")
+
+
+def is_mini_swe_agent(messages: list[Any]) -> bool:
+    """mini-swe-agent's trajectory: no tool calls; the agent writes one ```bash block per
+    message and the harness answers with a ``user`` message ``<returncode>N</returncode>
+    <output>...``."""
+    return any(
+        isinstance(m, dict) and m.get("role") == "user" and _RETURNCODE.match(_parts_text(m.get("content")))
+        for m in messages
+    )
+
+
+def _observation(i: int, text: str, previous: Any) -> list[Any]:
+    """A mini-swe-agent observation (a ``user`` message after the first) as the tool call it
+    answers (the ```bash block of the agent's message before it) and its result."""
+    said = _parts_text(previous.get("content")) if isinstance(previous, dict) and previous.get("role") == "assistant" else ""
+    blocks = _BASH_BLOCK.findall(said)
+    code = _RETURNCODE.match(text)
+    cid = f"bash_{i}"
+    out: list[Any] = []
+    if blocks:
+        out.append(ToolCall(record=i, id=cid, name="bash", input={"command": blocks[-1]}))
+    out.append(ToolResult(record=i, tool_use_id=cid, tool_name="bash", text=text, is_error=bool(code and code.group(1) != "0")))
+    return out
+
+
 def parse_messages(
     messages: list[Any], *, fmt: str = "auto", system: Any = None, path: str | None = None, model: str | None = None
 ) -> Transcript:
@@ -90,6 +120,8 @@ def parse_messages(
     events: list[Any] = []
     skipped: Counter[str] = Counter()
     names: dict[str, str] = {}
+    mini = is_mini_swe_agent(messages)
+    seen_user = False
     if system:
         events.append(SystemText(record=0, text=_parts_text(system)))
     for i, m in enumerate(messages, start=1):
@@ -102,7 +134,10 @@ def parse_messages(
             content = m.get("content")
             if role in ("system", "developer"):
                 events.append(SystemText(record=i, text=_parts_text(content)))
+            elif role == "user" and mini and seen_user:  # the harness's answer, not a person's words
+                events.extend(_observation(i, _parts_text(content), messages[i - 2] if i >= 2 else None))
             elif role == "user":
+                seen_user = True
                 if isinstance(content, list):
                     for b in content:
                         if isinstance(b, dict) and b.get("type") == "tool_result":
