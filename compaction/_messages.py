@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any, Callable, Iterator
 
 from ._exceptions import InputError
 from ._query import agent_query
 
-__all__ = ["iter_text_slots", "last_user_text", "default_query", "check_messages", "message_text"]
+__all__ = ["iter_text_slots", "last_user_text", "default_query", "check_messages", "message_text", "without_binary_data"]
 
 # A slot is (getter, setter) over one string inside a message.
 Slot = tuple[Callable[[], str], Callable[[str], None]]
@@ -160,3 +161,30 @@ def message_text(message: Any) -> Iterator[str]:
                 yield legacy[key]
     if isinstance(message.get("refusal"), str):
         yield message["refusal"]
+
+
+#: keys whose long values are data, not text: base64 image / audio / file bodies, data: URLs,
+#: thinking signatures, redacted thinking
+_DATA_KEYS = frozenset({"data", "url", "file_data", "signature"})
+_BASE64ISH = re.compile(r"[A-Za-z0-9+/=_\-\s]+")
+_DATA_MIN_CHARS = 256
+
+
+def without_binary_data(messages: Any) -> Any:
+    """A copy of ``messages`` for a model to read as JSON: each long base64 value or ``data:``
+    URL (an image, audio or file body, a signature) is replaced by a short note saying how
+    long it was. The messages themselves (to send on) keep it."""
+    if isinstance(messages, list):
+        return [without_binary_data(v) for v in messages]
+    if not isinstance(messages, dict):
+        return messages
+    out: dict[str, Any] = {}
+    for key, value in messages.items():
+        if key in _DATA_KEYS and isinstance(value, str) and len(value) >= _DATA_MIN_CHARS and (
+            value.startswith("data:") or _BASE64ISH.fullmatch(value)
+        ):
+            kind = value[5 : value.find(";")] if value.startswith("data:") and ";" in value[:100] else "base64"
+            out[key] = f"[{len(value):,} characters of {kind} data, not shown]"
+        else:
+            out[key] = without_binary_data(value)
+    return out

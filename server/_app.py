@@ -30,6 +30,7 @@ from pydantic import Field, ValidationError
 import compaction
 from compaction._config import log_level_from_env
 from compaction._exceptions import ContextDistillError, InputError, StoreError
+from compaction._messages import without_binary_data
 from compaction._paths import check_allowed_file
 from compaction.cli import status_report
 
@@ -326,11 +327,14 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             scorer=rt.scorer_name,
             warnings=m.warnings,
         )
+        shown = without_binary_data(m.messages)  # base64 is no text for a model: 300 KB of it is 270k tokens
         summary = (
             f"Compacted {m.compacted_parts} message part(s): {m.tokens_before} -> {m.tokens_after} tokens. "
             + (f"Originals: {', '.join(m.handles)} (call `expand` with a handle to get lines back). " if m.handles else "")
-            + "The compacted messages follow as JSON.\n"
-            + json.dumps(m.messages, ensure_ascii=False)
+            + "The compacted messages follow as JSON"
+            + (" (image, audio and file data left out of this text; the result's messages keep it)" if shown != m.messages else "")
+            + ".\n"
+            + json.dumps(shown, ensure_ascii=False)
         )
         return _text_result(summary, out)
 

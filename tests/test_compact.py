@@ -562,3 +562,27 @@ def test_compact_messages_run_twice_keeps_one_numbering_per_part(engine):
     assert compaction.verify_verbatim(tool_out, text)
     _markers_restore_their_lines(engine, tool_out, text, part.handle)
     assert twice.tokens_after < once.tokens_after
+
+
+def test_without_binary_data_replaces_only_data_values():
+    from compaction._messages import without_binary_data
+
+    b64 = "QUJD" * 200
+    msgs = [
+        {"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/" + "a" * 300}},
+            {"type": "input_audio", "input_audio": {"data": b64, "format": "wav"}},
+            {"type": "file", "file": {"file_data": b64, "filename": "x.pdf"}},
+            {"type": "text", "text": b64},  # text is text, whatever it looks like
+        ]},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": b64}]},
+    ]  # fmt: skip
+    shown = without_binary_data(msgs)
+    parts = shown[0]["content"]
+    assert parts[0]["image_url"]["url"] == "[822 characters of image/png data, not shown]"
+    assert parts[1] == msgs[0]["content"][1]
+    assert parts[2]["input_audio"] == {"data": "[800 characters of base64 data, not shown]", "format": "wav"}
+    assert parts[3]["file"]["file_data"].startswith("[800 characters") and parts[4]["text"] == b64
+    assert shown[1]["content"][0]["signature"].startswith("[800 characters")
+    assert msgs[0]["content"][2]["input_audio"]["data"] == b64  # the input is not changed

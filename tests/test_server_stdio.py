@@ -187,6 +187,28 @@ def test_compact_messages_and_keep_patterns():
     assert "Ran 13 tests in 0.134s" in k["text"]
 
 
+def test_compact_messages_text_leaves_image_data_out():
+    """The text the agent reads holds the messages as JSON: 300 KB of base64 image would be
+    about 270,000 tokens of it. The result's messages keep the image for the caller."""
+    image = "iVBORw0KGgo" + "A" * 300_000
+    messages = [
+        {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": image}},
+                                     {"type": "text", "text": "why does psql fail?"}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": observation()}]},
+        {"role": "assistant", "content": "Looking at it."},
+    ]  # fmt: skip
+
+    async def go():
+        async with Client(params()) as c:
+            return await c.call_tool("compact", {"messages": messages, "ratio": 0.3, "preserve_recent": 1})
+
+    r = run(go)
+    shown = r.content[0].text
+    assert image not in shown and len(shown) < 20_000
+    assert "300,011 characters of base64 data, not shown" in shown and "data left out of this text" in shown
+    assert result_fields(r)["messages"][0]["content"][0]["source"]["data"] == image
+
+
 def test_progress_notifications_on_long_input():
     long_text = "\n".join(f"{i:06d} INFO worker heartbeat ok queue=0" for i in range(20000)) + "\nERROR: disk full\n"
     seen: list[tuple[float, float | None, str | None]] = []
