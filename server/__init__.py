@@ -90,8 +90,10 @@ def serve(
     if not http:
         import anyio
 
+        from ._stdio import run_stdio
+
         try:
-            anyio.run(mcp.run_stdio_async)
+            anyio.run(run_stdio, mcp)
         except KeyboardInterrupt:
             pass
         return 0

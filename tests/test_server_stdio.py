@@ -308,6 +308,61 @@ def test_logs_go_to_stderr_and_stdout_is_pure_protocol(tmp_path):
     assert b"engine ready" in stderr
 
 
+def test_a_request_with_a_lone_surrogate_is_answered():
+    """A Node client that cuts text inside an emoji sends "\\ud83d": valid JSON the SDK's parser
+    refuses, and on stdio a refused line had no answer (the client waited for its timeout)."""
+    import subprocess
+
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    call = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"compact","arguments":{"text":"cut \\ud83d here, a pair \\ud83d\\ude00"}}}'
+    proc = subprocess.Popen(SERVER_CMD, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=server_env(), cwd=str(ROOT))  # fmt: skip
+    try:
+        proc.stdin.write((json.dumps(init) + "\n" + '{"jsonrpc":"2.0","method":"notifications/initialized"}\n' + call + "\n").encode())
+        proc.stdin.flush()
+        replies = [json.loads(line) for line in _read_lines(proc.stdout, 2, timeout=30)]
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert len(replies) == 2, f"no answer to the call within 30 s: {replies}"
+    reply = {r["id"]: r for r in replies}[2]
+    fields = reply["result"]["_meta"]["io.github.context-distill/result"]
+    assert fields["text"] == "cut \ufffd here, a pair \U0001f600"
+
+
+def _read_lines(stream, n: int, *, timeout: float) -> list[bytes]:
+    """Up to ``n`` lines from ``stream``, as many as came within ``timeout`` seconds."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [q.put(stream.readline()) for _ in range(n)], daemon=True).start()
+    lines = []
+    try:
+        for _ in range(n):
+            lines.append(q.get(timeout=timeout))
+    except queue.Empty:
+        pass
+    return lines
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ('{"a": "x\\ud83d"}\n', '{"a": "x\ufffd"}\n'),
+        ('{"a": "\\ud83d\\ude00"}\n', '{"a": "\\ud83d\\ude00"}\n'),  # a pair is a character: the line stays as it was
+        ('{"\\udc00": ["\\udfff", 1]}', '{"\ufffd": ["\ufffd", 1]}'),
+        ("not json \\ud800", "not json \\ud800"),
+        ('{"plain": "text"}', '{"plain": "text"}'),
+    ],
+)
+def test_repair_line(line, expected):
+    from server._stdio import repair_line
+
+    assert repair_line(line) == expected
+
+
 def _needs(name: str) -> None:
     if not hasattr(compaction, name):
         pytest.skip(f"compaction.{name} has not landed in this build yet")
