@@ -125,6 +125,23 @@ def _result(text: str, structured: Any) -> CallToolResult:
     )
 
 
+def _expanded_text(r: Any) -> str:
+    """The lines ``expand`` gives back, as the agent reads them: one range verbatim; several
+    ranges each after a ``[lines a-b of N]`` line, or the agent could not tell where one ends."""
+    if len(r.line_ranges) <= 1:
+        return r.text
+    all_lines = r.text.splitlines(keepends=True)
+    parts: list[str] = []
+    at = 0
+    for a, b in r.line_ranges:
+        chunk = "".join(all_lines[at : at + b - a + 1])
+        at += b - a + 1
+        if parts and not compaction.ends_a_line(parts[-1]):
+            parts.append("\n")
+        parts.append(f"[lines {a}-{b} of {r.total_lines}]\n{chunk}")
+    return "".join(parts)
+
+
 def _client_progress(ctx: Context | None) -> Callable[[float, str], Any] | None:
     """An async progress reporter when the client sent a progressToken, else None."""
     if ctx is None:
@@ -353,20 +370,22 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             "Get lines that `compact` omitted back, verbatim. Call it when a marker like "
             "'[10-21 omitted]' (input lines 10 to 21) hides something you need: pass the `handle` from compact's result "
             "and `lines` such as '10-21' or '10-21,40-45' (1-based, inclusive, line numbers of the original). Omit "
-            "`lines` to get the whole original. Returns the text and the ranges returned. Handles live in a bounded "
+            "`lines` to get the whole original. Returns the lines (several ranges each start with a "
+            "'[lines a-b of N]' line). Handles live in a bounded "
             "local cache; if one has been evicted, re-run the original tool."
         ),
     )
     async def expand_tool(
         handle: Annotated[str, Field(description="The handle from compact's result (16 hex digits).")],
         lines: Annotated[
-            str | None,
-            Field(description="Line ranges of the original, e.g. '10-20,31' (1-based, inclusive). Default: all."),
+            str | int | None,
+            Field(description="Line ranges of the original, e.g. '10-20,31' (1-based, inclusive), or one line number. Default: all."),
         ] = None,
     ) -> CallToolResult:
-        r = await work(lambda: rt.engine.expand(handle, lines))
+        spec = str(lines) if isinstance(lines, int) and not isinstance(lines, bool) else lines  # models send 42
+        r = await work(lambda: rt.engine.expand(handle, spec))
         out = ExpandOutput(handle=r.handle, text=r.text, line_ranges=r.line_ranges, total_lines=r.total_lines)
-        return _text_result(r.text, out)
+        return _text_result(_expanded_text(r), out)
 
     # -- summarize -----------------------------------------------------------------------
     @mcp.tool(

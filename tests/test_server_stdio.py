@@ -104,6 +104,24 @@ def test_compact_then_expand_real_output_and_status():
         assert st["model"].get("execution_provider") in ("CPUExecutionProvider", "CUDAExecutionProvider")
 
 
+def test_expand_takes_a_line_number_and_marks_where_each_range_starts():
+    text = observation()
+    lines = text.splitlines(keepends=True)
+
+    async def go():
+        async with Client(params()) as c:
+            r = result_fields(await c.call_tool("compact", {"text": text, "ratio": 0.3}))
+            one = await c.call_tool("expand", {"handle": r["handle"], "lines": 3})  # a number, as models send
+            two = await c.call_tool("expand", {"handle": r["handle"], "lines": "1-2,5-6"})
+            return one, two
+
+    one, two = run(go)
+    assert not one.is_error and one.content[0].text == lines[2]  # one range: the line itself
+    n = len(lines)
+    assert two.content[0].text == f"[lines 1-2 of {n}]\n" + "".join(lines[0:2]) + f"[lines 5-6 of {n}]\n" + "".join(lines[4:6])
+    assert result_fields(two)["text"] == "".join(lines[0:2] + lines[4:6])  # the fields: the lines alone
+
+
 def test_bad_inputs_are_tool_errors_and_the_server_keeps_serving():
     text = observation()
     cases = [
