@@ -310,6 +310,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
                 text=r.text,
                 kept_line_ranges=r.kept_line_ranges,
                 omitted_line_ranges=r.omitted_line_ranges,
+                partial_lines=r.partial_lines,
                 tokens_before=r.tokens_before,
                 tokens_after=r.tokens_after,
                 handle=r.handle,

@@ -39,6 +39,11 @@ class CompactOutput(_Out):
         default_factory=list,
         description="1-based inclusive [start, end] input line ranges omitted; pass them to `expand` as `lines`.",
     )
+    partial_lines: list[int] = Field(
+        default_factory=list,
+        description="Very long input lines (1-based) cut into segments and kept only in part: the text shows their "
+        "kept segments with '[... N chars omitted ...]' between them (they are in omitted_line_ranges too); `expand` with the line number gives one whole.",
+    )
     tokens_before: int = Field(description="o200k_base tokens in the input.")
     tokens_after: int = Field(description="o200k_base tokens in the result, markers included.")
     handle: str | None = Field(
