@@ -275,6 +275,15 @@ class Engine:
                 + (" or its pinned lines" if keep else "")
                 + ("; lower preserve_recent to go further" if recent_tokens * 4 > fixed else "")
             )
+        elif target_tokens is None and parts:
+            asked = sum(int(p.tokens_before * share) for p in parts)
+            got = sum(p.tokens_after for p in parts)
+            if got > asked * 1.1 + 8:
+                warn(
+                    f"the compacted parts hold {got} tokens, over ratio={share:g} of theirs ({asked}): no compacted "
+                    f"part goes below {PART_FLOOR_TOKENS} tokens (its markers and handle line)"
+                    + (" or its pinned lines" if keep else "")
+                )
         return CompactMessagesResult(
             messages=msgs,
             tokens_before=tokens_before,

@@ -356,6 +356,10 @@ def test_compact_messages_says_when_the_target_cannot_be_met(engine):
     r = engine.compact_messages(msgs, target_tokens=100, preserve_recent=1)
     assert r.tokens_after > 100
     assert any("over target_tokens=100" in w for w in r.warnings)
+    # a ratio the part floor cannot meet says so too
+    r = engine.compact_messages(msgs, ratio=0.01, preserve_recent=1)
+    assert any("over ratio=0.01" in w and "48 tokens" in w for w in r.warnings), r.warnings
+    assert not any("over ratio" in w for w in engine.compact_messages(msgs, ratio=0.5, preserve_recent=1).warnings)
 
 
 def _small_output(tag: str, n: int) -> str:
