@@ -615,6 +615,7 @@ def summarize(
     used_backend = "embedded"
     if backend is not None:
         progress(0.5, f"writing the sections with the LLM backend {getattr(backend, 'name', 'llm')}")
+        warned = len(d.warnings)
         try:
             secs = llm_sections(
                 d, backend, t, history_end, facts, budget=sec_budget, query=query, embedded_users=lines[USERS]
@@ -629,6 +630,7 @@ def summarize(
             why = redact_secrets(f"{type(exc).__name__}: {str(exc)[:200]}")
             msg = f"LLM backend {name} failed ({why}); used the embedded summarizer"
             log.warning(msg)
+            del d.warnings[warned:]  # what was said about the rejected answer no longer holds
             d.warnings.append(msg)
     sections = {k: redact_secrets(v) for k, v in sections.items()}
     if recent_lines:

@@ -21,8 +21,11 @@ text back when summarize asks. Nothing is sampled when the client did not declar
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
+
+import anyio
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Sample
@@ -117,6 +120,20 @@ def _text_of(result: Any) -> str | None:
     return text or None
 
 
+#: how long the client's model may take to answer a sampling request before the embedded
+#: summarizer is used instead (CONTEXT_DISTILL_SAMPLING_TIMEOUT, seconds)
+SAMPLING_TIMEOUT_S = 180.0
+
+
+def _sampling_timeout() -> float:
+    raw = os.environ.get("CONTEXT_DISTILL_SAMPLING_TIMEOUT", "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return SAMPLING_TIMEOUT_S
+    return value if 0 < value < 86_400 else SAMPLING_TIMEOUT_S
+
+
 async def sampled_summary(
     ctx: Context,
     transcript_path: str | None = None,
@@ -177,11 +194,12 @@ async def sampled_summary(
             temperature=params.temperature,
         )
     try:
-        result = await ctx.session.send_request(
-            CreateMessageRequest(params=params),
-            CreateMessageResult,
-            metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
-        )
+        with anyio.fail_after(_sampling_timeout()):  # a client that never answers must not hold the call
+            result = await ctx.session.send_request(
+                CreateMessageRequest(params=params),
+                CreateMessageResult,
+                metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
+            )
     except Exception as exc:  # refused, unsupported, timed out: fall back, never fail
         log.info("MCP sampling failed: %r", str(exc))
         return SampledText(error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

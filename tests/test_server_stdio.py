@@ -523,6 +523,23 @@ def test_a_failing_sampler_falls_back_to_the_embedded_summarizer():
     assert not ok.is_error
 
 
+def test_a_client_that_never_answers_sampling_gets_the_embedded_summary():
+    _needs("summarize")
+    transcript = FIXTURES / "claude-code-short.jsonl"
+
+    async def never(context, params):
+        await anyio.sleep_forever()
+
+    async def go():
+        async with Client(params(extra={"CONTEXT_DISTILL_SAMPLING_TIMEOUT": "1"}), sampling_callback=never, mode="legacy") as c:
+            with anyio.fail_after(60):
+                return await c.call_tool("summarize", {"transcript_path": str(transcript)})
+
+    r = run(go)
+    assert not r.is_error and result_fields(r)["backend"] == "embedded"
+    assert any("sampling" in w for w in result_fields(r)["warnings"])
+
+
 def test_a_failed_spawn_still_returns_the_stored_handoff_and_a_bad_log_level_is_a_warning(tmp_path):
     """The handoff is made and stored before the agent is started: a spawn that fails must not
     turn the call into an error (its id would be lost, and each retry would store a copy)."""

@@ -218,6 +218,16 @@ def test_llm_that_drops_user_messages_gets_the_verbatim_list(engine):
     assert any("left out user messages" in w for w in r.warnings)
 
 
+def test_a_rejected_llm_answer_leaves_no_warning_about_itself(engine):
+    """An answer that dropped user messages and was then refused as far over budget: the summary
+    is the embedded one, so only the fallback is reported, not the repaired user list."""
+    b = HugeBackend(keep_users=False)
+    r = summarize(FIX / "tool_heavy.jsonl", engine=engine, backend=b)
+    assert r.backend == "embedded"
+    assert any("failed" in w and "used the embedded summarizer" in w for w in r.warnings)
+    assert not any("left out user messages" in w for w in r.warnings), r.warnings
+
+
 def test_secrets_are_redacted_and_bad_input_is_clear(engine):
     key = "sk-proj-" + "A1b2C3d4" * 5
     msgs = [
