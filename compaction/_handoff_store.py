@@ -100,9 +100,13 @@ class StoredHandoff(BaseModel):
 def check_handoff_id(handoff_id: object) -> str:
     """Return ``handoff_id`` if it is a valid id, else raise InputError (one line)."""
     if not isinstance(handoff_id, str) or not HANDOFF_ID_RE.fullmatch(handoff_id):
-        shown = handoff_id if isinstance(handoff_id, str) and len(handoff_id) <= 80 else type(handoff_id).__name__
+        if isinstance(handoff_id, str):
+            shown = repr(handoff_id) if len(handoff_id) <= 80 else f"{handoff_id[:40]!r}... ({len(handoff_id):,} characters)"
+        else:
+            shown = f"of type {type(handoff_id).__name__}"
         raise InputError(
-            f"invalid handoff id {shown!r}: ids are 1-64 lowercase letters, digits and '-' (list them with the handoff list)"
+            f"invalid handoff id {shown}: ids are 1-64 lowercase letters, digits and '-' (the stored ones are the MCP "
+            "server's handoff:// resources, resources/list)"
         )
     return handoff_id
 

@@ -76,8 +76,17 @@ def test_secrets_are_redacted_before_they_touch_disk(tmp_path):
 )
 def test_ids_can_never_name_paths(tmp_path, bad):
     store = HandoffStore(tmp_path)
-    with pytest.raises(InputError, match="invalid handoff id"):
+    with pytest.raises(InputError, match="invalid handoff id") as info:
         store.get(bad)
+    msg = str(info.value)
+    assert "\n" not in msg and len(msg) < 300 and "resources/list" in msg
+    if not isinstance(bad, str):
+        assert f"of type {type(bad).__name__}" in msg
+
+
+def test_a_long_bad_id_is_shown_cut_short(tmp_path):
+    with pytest.raises(InputError, match=r"invalid handoff id 'xxxxxxxxxx.*'\.\.\. \(200 characters\)"):
+        HandoffStore(tmp_path).get("x" * 200)
 
 
 def test_missing_id_is_a_clear_not_found(tmp_path):
