@@ -241,7 +241,7 @@ def earlier_handle(text: str) -> str | None:
     lines (blank ones aside) are compaction's own (the trailer, the line naming the handle, an
     MCP result's warning lines) and one of them names a handle. A file that merely quotes such a
     line higher up (this project's README) is not one."""
-    for line in reversed(text.splitlines()[-8:]):
+    for line in reversed(text[-16_384:].splitlines()[-8:]):  # the tail only: inputs can be megabytes
         if not line.strip():
             continue
         if not _TRAILER.match(line.rstrip()):
