@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Container, Sequence
 
 import numpy as np
 
@@ -162,12 +162,22 @@ def _split_long_line(body: str, n_tokens: int, limits: Limits) -> list[str]:
     return pieces
 
 
-def _build_units(lines: list[str], bodies: list[str], tok: Tokenizer, limits: Limits) -> _Units:
+def _build_units(
+    lines: list[str], bodies: list[str], tok: Tokenizer, limits: Limits, only: Container[int] | None = None
+) -> _Units:
+    """The units (lines, or segments of very long lines) to rank. ``only``: the lines that may be
+    kept (a re-cut); every other line is one empty unit that costs nothing and is never kept."""
     texts: list[str] = []
     tokens: list[list[int]] = []
     line_of: list[int] = []
     cost: list[int] = []
     for li, (line, body) in enumerate(zip(lines, bodies)):
+        if only is not None and li not in only:
+            texts.append("")
+            tokens.append([])
+            line_of.append(li)
+            cost.append(0)
+            continue
         ids = tok.encode(body)
         ending = 1 if len(line) > len(body) else 0
         if len(ids) > limits.long_line_tokens:
@@ -233,6 +243,8 @@ def is_marker_line(line: str) -> bool:
     return bool(_LINE_MARKER.match(line) or _TRAILER.match(line))
 
 
+#: how the CLI prints a warning on stderr (a compaction run with 2>&1 has them after its trailer)
+CLI_WARNING = "context-distill: warning: "
 _HANDLE_IN_TRAILER = re.compile(r'expand\(handle="([0-9a-f]{16})"')
 
 
@@ -242,7 +254,7 @@ def earlier_handle(text: str) -> str | None:
     MCP result's warning lines) and one of them names a handle. A file that merely quotes such a
     line higher up (this project's README) is not one."""
     for line in reversed(text[-16_384:].splitlines()[-8:]):  # the tail only: inputs can be megabytes
-        if not line.strip():
+        if not line.strip() or line.startswith(CLI_WARNING):
             continue
         if not _TRAILER.match(line.rstrip()):
             return None
@@ -250,6 +262,45 @@ def earlier_handle(text: str) -> str | None:
         if m:
             return m.group(1)
     return None
+
+
+@dataclass(frozen=True)
+class Recut:
+    """Compact an original again, keeping only what an earlier compaction of it kept.
+
+    ``text``: the earlier result (the caller's input); ``lines``: each 0-based original line it
+    shows, mapped to None when shown whole, or to what it shows of it (a line kept in part);
+    ``tokens``: the earlier result's tokens (what the budget is a share of)."""
+
+    handle: str
+    text: str
+    lines: dict[int, str | None]
+    tokens: int
+
+
+def align_earlier(original: str, compacted: str) -> dict[int, str | None] | None:
+    """For a compaction of ``original``: the original lines it shows (see ``Recut.lines``), or
+    None when it is not one (a line that is not the original's, or out of order)."""
+    src = original.splitlines()
+    shown: dict[int, str | None] = {}
+    i = 0
+    for out in compacted.splitlines():
+        if is_marker_line(out) or out.startswith(CLI_WARNING):
+            continue
+        pieces = [p for p in _INLINE_MARKER.split(out) if p] if _INLINE_MARKER.search(out) else None
+        while i < len(src):
+            line = src[i]
+            i += 1
+            if pieces is None:
+                if line == out:
+                    shown[i - 1] = None
+                    break
+            elif _pieces_in_order(pieces, line):
+                shown[i - 1] = out
+                break
+        else:
+            return None
+    return shown
 
 
 def verify_verbatim(original: str, compacted: str) -> bool:
@@ -379,15 +430,19 @@ def compact_text(
     limits: Limits,
     store: Callable[[str], tuple[str | None, str | None]] | None = None,
     on_progress: ProgressFn | None = None,
+    recut: Recut | None = None,
 ) -> CompactResult:
     """Compact checked ``text``.
 
     ``store`` is called with the original once it is certain that lines will be omitted;
     it returns ``(handle, warning)``. Without it nothing is stored and no handle is given.
+    ``recut``: ``text`` is a stored original (named by ``recut.handle``) and only the lines an
+    earlier compaction of it showed may be kept; the model ranks just those, as the agent saw
+    them, and markers and ranges count the original's lines.
     """
     tok = tokenizer
     progress = on_progress or (lambda _f, _m: None)
-    tokens_before = tok.count(text)
+    tokens_before = tok.count(text) if recut is None else recut.tokens
     budget = request.budget(tokens_before)
     lines = text.splitlines(keepends=True)
     bodies = text.splitlines()
@@ -395,6 +450,24 @@ def compact_text(
     scorer_name = getattr(scorer, "name", type(scorer).__name__)
 
     def unchanged(pinned_lines: int = 0, warnings: Sequence[str] = ()) -> CompactResult:
+        if recut is not None:  # the earlier result, as it was
+            whole = sorted(li for li, shown in recut.lines.items() if shown is None)
+            return CompactResult(
+                text=recut.text,
+                kept_line_ranges=_ranges(whole),
+                omitted_line_ranges=_ranges(sorted(set(range(n_lines)) - set(whole))),
+                partial_lines=sorted(li + 1 for li, shown in recut.lines.items() if shown is not None),
+                lines_before=n_lines,
+                lines_kept=len(whole),
+                tokens_before=tokens_before,
+                tokens_after=tokens_before,
+                budget_tokens=budget,
+                handle=recut.handle,
+                query=request.query,
+                scorer=scorer_name,
+                pinned_lines=pinned_lines,
+                warnings=list(warnings),
+            )
         return CompactResult(
             text=text,
             kept_line_ranges=[(1, n_lines)] if n_lines else [],
@@ -416,26 +489,39 @@ def compact_text(
 
     warnings: list[str] = []
     handle: str | None = None
-    if store is not None:
+    if recut is not None:
+        handle = recut.handle  # stored already
+    elif store is not None:
         handle, store_warning = store(text)
         if store_warning:
             warnings.append(store_warning)
 
     progress(0.1, "tokenizing lines")
-    units = _build_units(lines, bodies, tok, limits)
+    units = _build_units(lines, bodies, tok, limits, only=None if recut is None else recut.lines)
     n_units = len(units.texts)
-    pinned_line = _pinned_lines(text, lines, bodies, request.keep, limits.keep_pattern_seconds)
-    pinned = pinned_line[np.asarray(units.line_of, dtype=np.int64)]
+    allowed = _allowed_units(units, recut)
+    pin_bodies = bodies if recut is None else [b if li in recut.lines else "" for li, b in enumerate(bodies)]
+    pinned_line = _pinned_lines(text, lines, pin_bodies, request.keep, limits.keep_pattern_seconds)
+    if recut is not None:
+        pinned_line &= np.isin(np.arange(n_lines), np.fromiter(recut.lines, dtype=np.int64, count=len(recut.lines)))
+    pinned = pinned_line[np.asarray(units.line_of, dtype=np.int64)] & allowed
 
-    progress(0.3, f"scoring {n_units} lines")
+    progress(0.3, f"scoring {int(allowed.sum())} lines")
     query_tokens = tok.encode(request.query) if request.query else []
-    scores = np.asarray(
-        scorer.score(ScoringInput(units.texts, units.tokens, units.line_of, request.query, query_tokens)),
+    idx = np.flatnonzero(allowed)
+    ranked = np.asarray(
+        scorer.score(
+            ScoringInput(
+                [units.texts[u] for u in idx], [units.tokens[u] for u in idx], [units.line_of[u] for u in idx],
+                request.query, query_tokens,
+            )
+        ),
         dtype=np.float64,
-    )
-    if scores.shape != (n_units,):
-        raise RuntimeError(f"scorer {scorer_name!r} returned {scores.shape} scores for {n_units} units")
-    scores = np.nan_to_num(scores, nan=-np.inf)
+    )  # fmt: skip
+    if ranked.shape != (idx.size,):
+        raise RuntimeError(f"scorer {scorer_name!r} returned {ranked.shape} scores for {idx.size} units")
+    scores = np.full(n_units, -np.inf)
+    scores[idx] = np.nan_to_num(ranked, nan=-np.inf)
 
     progress(0.7, "selecting lines")
     markers = request.markers
@@ -453,12 +539,13 @@ def compact_text(
 
     kept = pinned.copy()
     order = np.argsort(-scores, kind="stable")
+    order = order[allowed[order]]
     _greedy(kept, order, units.cost, budget - trailer_cost, marker_cost)
     if markers:
         blank = np.fromiter((not t.strip() for t in units.texts), dtype=bool, count=n_units)
         _drop_blank_islands(kept, pinned, blank)
         _greedy(kept, order[~blank[order]], units.cost, budget - trailer_cost, marker_cost)  # reuse what was freed
-        _fill_cheap_gaps(kept, units.cost, marker_cost)
+        _fill_cheap_gaps(kept, units.cost, marker_cost, allowed)
     removable = [int(u) for u in order[::-1] if kept[u] and not pinned[u]]  # weakest first
     line_of = np.asarray(units.line_of, dtype=np.int64)
     units_per_line = np.bincount(line_of, minlength=n_lines)
@@ -554,9 +641,9 @@ def _drop_blank_islands(kept: np.ndarray, pinned: np.ndarray, blank: np.ndarray)
         u = end
 
 
-def _fill_cheap_gaps(kept: np.ndarray, cost: np.ndarray, marker_cost: int) -> None:
+def _fill_cheap_gaps(kept: np.ndarray, cost: np.ndarray, marker_cost: int, allowed: np.ndarray) -> None:
     """Keep every omitted run that costs no more than the marker that would replace it:
-    the output gets no longer and reads better."""
+    the output gets no longer and reads better. Runs with a unit that may not be kept stay."""
     n = kept.size
     u = 0
     while u < n:
@@ -566,9 +653,25 @@ def _fill_cheap_gaps(kept: np.ndarray, cost: np.ndarray, marker_cost: int) -> No
         end = u
         while end < n and not kept[end]:
             end += 1
-        if int(cost[u:end].sum()) <= marker_cost:
+        if int(cost[u:end].sum()) <= marker_cost and allowed[u:end].all():
             kept[u:end] = True
         u = end
+
+
+def _allowed_units(units: _Units, recut: Recut | None) -> np.ndarray:
+    """Which units may be kept: all, or in a re-cut those of lines the earlier result showed (of
+    a line it showed in part, the segments it showed)."""
+    n = len(units.texts)
+    if recut is None:
+        return np.ones(n, dtype=bool)
+    allowed = np.zeros(n, dtype=bool)
+    for u, li in enumerate(units.line_of):
+        shown = recut.lines.get(li, False)
+        if shown is None:
+            allowed[u] = True
+        elif shown is not False:
+            allowed[u] = bool(units.texts[u]) and units.texts[u] in shown
+    return allowed
 
 
 def _count_gaps(kept: np.ndarray) -> int:

@@ -17,14 +17,16 @@ from ._compact import (
     CompactRequest,
     ProgressFn,
     check_text,
+    Recut,
+    align_earlier,
     compact_text,
     earlier_handle,
-    verify_verbatim,
 )
 from ._config import Settings, default_settings
 from ._exceptions import BudgetError, ContextDistillError, InputError, KeepPatternError, StoreError
 from ._keep import check_keep_patterns
 from ._messages import check_messages, default_query, iter_text_slots, message_text
+from ._redact import redact_secrets
 from ._results import CompactedPart, CompactMessagesResult, CompactResult, ExpandResult
 from ._scoring import LineScorer
 from ._store import OriginalStore
@@ -43,6 +45,11 @@ def _default_scorer() -> LineScorer:
     from ._model import load_default_scorer
 
     return load_default_scorer()
+
+
+# how compact's notes about an earlier compaction start (compact_messages sums them up)
+_RECUT = "re-cut the earlier compaction"
+_NOT_CACHED = "the input is an earlier compaction whose original"
 
 
 class Engine:
@@ -116,40 +123,45 @@ class Engine:
         return self._compact_checked(checked, request, on_progress)
 
     def _compact_checked(self, text: str, request: CompactRequest, on_progress: ProgressFn | None = None) -> CompactResult:
-        """``compact_text`` on checked text; an earlier compaction is compacted from its original.
+        """``compact_text`` on checked text; an earlier compaction is re-cut on its original.
 
-        Compacting a compaction result again would keep its markers, which count lines of its
-        original and belong to its handle, next to new ones that count lines of the result:
-        two numberings, and the old handle's line often dropped. When the original is in the
-        cache (and the text is a compaction of it) the original is compacted instead, to the
-        budget the caller gave for the text; otherwise the text comes back unchanged.
+        A compaction result holds markers that count lines of its original and belong to its
+        handle. Compacted again as new text, they would stand next to new markers counting the
+        result's lines, under a new handle. When the original is in the cache, the result is
+        re-cut instead: only the lines it shows can stay (the model ranks them as the agent saw
+        them), and markers, ranges and the handle are the original's. When it is not, the text
+        comes back unchanged, with a warning. A text that only ends like one (lines added, a
+        secret the cache holds redacted) is compacted as new text.
         """
-        run = lambda source, req: compact_text(  # noqa: E731
+        run = lambda source, req, recut=None: compact_text(  # noqa: E731
             source, req, scorer=self.scorer, tokenizer=self.tokenizer, limits=self.settings.limits,
-            store=self._store_original, on_progress=on_progress,
+            store=self._store_original, on_progress=on_progress, recut=recut,
         )  # fmt: skip
         handle = earlier_handle(text)
         if handle is None:
             return run(text, request)
         tokens = self.tokenizer.count(text)
         budget = request.budget(tokens)
-        original = self._stored_original(handle)
         if budget >= tokens:
             return run(text, request)  # it fits as it is: returned unchanged
-        if original is None or not verify_verbatim(original, text):
+        original = self._stored_original(handle)
+        if original is None:
             res = run(text, replace(request, ratio=None, target_tokens=tokens))  # unchanged, validated
             return res.model_copy(update={"budget_tokens": budget, "warnings": [*res.warnings, (
-                f"the input is an earlier compaction whose original (handle {handle}) is not in this cache; "
-                "compacting it again would mix two line numberings, so it was returned unchanged: compact the "
-                "original instead (expand gives it back where it was stored)"
+                f"{_NOT_CACHED} (handle {handle}) is not in this cache; "
+                "compacting it again would mix two line numberings, so it was returned unchanged"
             )]})  # fmt: skip
-        res = run(original, replace(request, ratio=None, target_tokens=budget))
-        note = (
-            f"the input is an earlier compaction (handle {handle}, {tokens} tokens): its original "
-            f"({res.tokens_before} tokens, {res.lines_before} lines) was compacted to the budget instead, "
-            "so the line ranges and markers count the original's lines"
-        )
-        return res.model_copy(update={"tokens_before": tokens, "warnings": [*res.warnings, note]})
+        shown = align_earlier(original, text)
+        if shown is None:  # secrets are stored redacted: compare the redacted text
+            shown = align_earlier(original, redact_secrets(text))
+        if shown is None:
+            return run(text, request)
+        recut = Recut(handle=handle, text=text, lines=shown, tokens=tokens)
+        res = run(original, replace(request, ratio=None, target_tokens=budget), recut)
+        if res.text == text:
+            return res
+        note = f"{_RECUT} {handle}: ranges and markers count its original's {res.lines_before} lines"
+        return res.model_copy(update={"warnings": [*res.warnings, note], "budget_tokens": budget})
 
     def _stored_original(self, handle: str) -> str | None:
         if self.store is None:
@@ -209,6 +221,7 @@ class Engine:
 
         parts: list[CompactedPart] = []
         emptied: list[int] = []
+        uncached: list[int] = []
         warnings: list[str] = []
 
         def warn(w: str) -> None:
@@ -233,6 +246,8 @@ class Engine:
             except InputError as exc:
                 warn(f"message {k}: a part was left as it was: {exc}")
                 continue
+            if any(w.startswith(_NOT_CACHED) for w in res.warnings):
+                uncached.append(k)
             if res.tokens_after >= res.tokens_before:
                 continue
             set_(res.text)
@@ -240,6 +255,10 @@ class Engine:
             if not res.kept_line_ranges and not res.partial_lines:
                 emptied.append(k)
             for w in res.warnings:
+                if w.startswith(_RECUT):  # the normal case for a history compacted every turn
+                    continue
+                if w.startswith(_NOT_CACHED):
+                    continue
                 if w.startswith(PINS_OVER_BUDGET):
                     warn(f"message {k}: {w}")
                 elif not _about_part_budget(w):  # e.g. the originals cache is not writable: once
@@ -248,6 +267,12 @@ class Engine:
             on_progress(1.0, f"compacted {len(parts)} of {len(todo)} message parts")
         # each part is a string of its own, so the count changes by exactly what each part lost
         tokens_after = tokens_before - sum(p.tokens_before - p.tokens_after for p in parts)
+        if uncached:
+            warn(
+                f"{len(uncached)} part(s) are earlier compactions whose originals are not in this cache (messages "
+                + ", ".join(str(k) for k in uncached[:10]) + (", ..." if len(uncached) > 10 else "")
+                + "); left as they were: compacting them again would mix two line numberings"
+            )
         if emptied:
             where = ", ".join(str(k) for k in emptied[:10]) + (", ..." if len(emptied) > 10 else "")
             warn(

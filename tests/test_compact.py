@@ -514,17 +514,55 @@ def _markers_restore_their_lines(engine, original: str, compacted: str, handle: 
         assert engine.expand(handle, f"{a}-{b}").text == "".join(lines[a - 1 : b])
 
 
-def test_a_compaction_compacted_again_comes_from_its_original(engine):
+def _shown_lines(text: str) -> list[str]:
+    return [x for x in text.splitlines() if not compaction.is_marker_line(x)]
+
+
+def test_a_compaction_compacted_again_is_re_cut_on_its_original(engine):
     """Its markers count the original's lines: compacting the result as new text would mix them
-    with markers counting the result's lines, under one handle that fits neither."""
+    with markers counting the result's lines, under one handle that fits neither. The re-cut keeps
+    only lines the earlier result showed, numbered as in the original, under its handle."""
     first = engine.compact(LOG, ratio=0.6, query="why does test_parse_date fail?")
     again = engine.compact(first.text, ratio=0.5, query="why does test_parse_date fail?")
     assert again.handle == first.handle  # the same original, stored once
     assert again.tokens_before == first.tokens_after and again.tokens_after <= again.budget_tokens
     assert again.lines_before == LOG.count("\n") + 1
-    assert compaction.verify_verbatim(LOG, again.text)
+    assert compaction.verify_verbatim(LOG, again.text) and compaction.verify_verbatim(first.text, again.text)
     _markers_restore_their_lines(engine, LOG, again.text, again.handle)
-    assert any("earlier compaction" in w for w in again.warnings)
+    assert any("re-cut the earlier compaction" in w for w in again.warnings)
+
+
+def test_a_re_cut_never_brings_back_lines_the_input_did_not_show(engine):
+    first = engine.compact(LOG, ratio=0.5, query="why does test_parse_date fail?")
+    tail = "\n".join(first.text.splitlines()[-6:]) + "\n"  # the end of a compaction, its trailer included
+    again = engine.compact(tail, ratio=0.7, query="ValueError month", keep=["test_case_1 "])
+    assert again.handle == first.handle
+    assert set(_shown_lines(again.text)) <= set(_shown_lines(tail))
+    _markers_restore_their_lines(engine, LOG, again.text, again.handle)
+
+
+def test_a_re_cut_of_a_result_that_shows_a_secret(engine):
+    """The cache holds originals with secrets redacted; the result the agent saw holds the secret."""
+    log = LOG.replace("src/dates.py:42: ValueError", "curl -u admin:Sup3rS3cretPw https://ci.example.com/api")
+    first = engine.compact(log, ratio=0.7, query="curl ci.example.com api", keep=["^curl"])
+    assert "Sup3rS3cretPw" in first.text
+    again = engine.compact(first.text, ratio=0.6, query="curl ci.example.com api")
+    assert again.handle == first.handle and again.tokens_after < again.tokens_before
+    assert "Sup3rS3cretPw" not in again.text  # the re-cut shows the stored, redacted line
+
+
+def test_a_compaction_with_lines_added_is_compacted_as_new_text(engine):
+    first = engine.compact(LOG, ratio=0.6)
+    text = "== build.log ==\n" + first.text
+    again = engine.compact(text, ratio=0.5)
+    assert again.handle != first.handle and compaction.verify_verbatim(text, again.text)
+    assert not any("not in this cache" in w for w in again.warnings)
+
+
+def test_a_compaction_printed_with_its_cli_warnings_is_recognised(engine):
+    first = engine.compact(LOG, ratio=0.6)
+    text = first.text + "context-distill: warning: something the CLI said on stderr\n"  # run with 2>&1
+    assert engine.compact(text, ratio=0.5).handle == first.handle
     # what the MCP text result adds (a warning line) is part of the result too
     with_warning = first.text + "[... context-distill: warning: something ...]\n"
     assert engine.compact(with_warning, ratio=0.5).handle == first.handle
@@ -566,6 +604,7 @@ def test_compact_messages_run_twice_keeps_one_numbering_per_part(engine):
     assert compaction.verify_verbatim(tool_out, text)
     _markers_restore_their_lines(engine, tool_out, text, part.handle)
     assert twice.tokens_after < once.tokens_after
+    assert not twice.warnings  # re-cutting is the normal case here: no note per part
 
 
 def test_without_binary_data_replaces_only_data_values():
