@@ -22,6 +22,7 @@ import compaction
 from compaction._config import log_level_from_env
 from compaction._exceptions import ContextDistillError, HandleNotFoundError, InputError
 from compaction._spawn import SpawnNotConfiguredError
+from compaction.transcripts import FORMATS as _TRANSCRIPT_FORMATS
 
 __all__ = ["SCORER_ENV", "engine_from_env", "main", "status_report"]
 
@@ -166,8 +167,9 @@ def _decode(raw: bytes, what: str) -> str:
         raise _Usage(f"{what} is not valid UTF-8 text (byte {exc.start}); this looks like a binary file") from None
 
 
-def _transcript_source(arg: str) -> Any:
-    """A transcript path as a Path; stdin as a list of messages, a temp .jsonl, or text."""
+def _transcript_source(arg: str, fmt: str = "auto") -> Any:
+    """A transcript path as a Path; stdin as a list of messages, a temp .jsonl, or text (as
+    bytes, read in the format ``fmt`` says, when it is not ``auto``)."""
     if arg != "-":
         p = Path(arg).expanduser()
         if not p.exists():
@@ -180,6 +182,8 @@ def _transcript_source(arg: str) -> Any:
     text = _decode(sys.stdin.buffer.read(), "standard input")
     if not text.strip():
         raise _Usage("standard input is empty: pipe a transcript in, or give --transcript PATH")
+    if fmt != "auto":
+        return text.encode("utf-8", "surrogatepass")
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
@@ -190,7 +194,7 @@ def _transcript_source(arg: str) -> Any:
             from .transcripts import is_conversation
 
             if is_conversation(data):
-                return data  # messages or Claude Code records; other JSON is read as text, as from a file
+                return data  # messages or Claude Code records; other JSON is refused, as from a file
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if lines and all(ln.lstrip().startswith("{") for ln in lines[:5]):
         fd, name = tempfile.mkstemp(prefix="context-distill-stdin-", suffix=".jsonl")
@@ -202,6 +206,15 @@ def _transcript_source(arg: str) -> Any:
 
 
 _TEMP_FILES: list[Path] = []
+
+
+def _format_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=_TRANSCRIPT_FORMATS,
+        default="auto",
+        help="how to read the transcript (default: auto, from its content); text reads any file as plain text",
+    )
 
 
 def _need(name: str) -> Any:
@@ -300,8 +313,8 @@ def _llm_backend() -> Any:
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
     summarize = _need("summarize")
-    source = _transcript_source(args.transcript)
-    kwargs: dict[str, Any] = {"backend": _llm_backend(), "engine": engine_from_env()}
+    source = _transcript_source(args.transcript, args.format)
+    kwargs: dict[str, Any] = {"backend": _llm_backend(), "engine": engine_from_env(), "fmt": args.format}
     if args.budget_tokens is not None:
         kwargs["budget_tokens"] = args.budget_tokens
     if args.recent_turns is not None:
@@ -318,8 +331,8 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
 
 def _cmd_handoff(args: argparse.Namespace) -> int:
     make_handoff = _need("make_handoff")
-    source = _transcript_source(args.transcript)
-    kwargs: dict[str, Any] = {"goal": args.goal, "engine": engine_from_env()}
+    source = _transcript_source(args.transcript, args.format)
+    kwargs: dict[str, Any] = {"goal": args.goal, "engine": engine_from_env(), "fmt": args.format}
     if args.budget_tokens is not None:
         kwargs["budget_tokens"] = args.budget_tokens
     template = None
@@ -364,8 +377,8 @@ def _cmd_handoff(args: argparse.Namespace) -> int:
 
 def _cmd_context_status(args: argparse.Namespace) -> int:
     context_status = _need("context_status")
-    source = _transcript_source(args.transcript)
-    result = context_status(source, limit_tokens=args.limit)
+    source = _transcript_source(args.transcript, args.format)
+    result = context_status(source, limit_tokens=args.limit, fmt=args.format)
     if args.json:
         _print_json(result)
     else:
@@ -569,6 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  context-distill summarize --transcript ~/.claude/projects/my-proj/SESSION.jsonl --json",
     )
     s.add_argument("--transcript", required=True, metavar="PATH", help="transcript file, or - for standard input")
+    _format_argument(s)
     s.add_argument("--budget-tokens", type=_positive, metavar="N", help="size bound of the summary in tokens")
     s.add_argument("--recent-turns", type=_non_negative, metavar="N", help="last turns kept at full fidelity (0: none)")
     s.add_argument("--json", action="store_true", help="print one JSON object: text, sections, backend, tokens, ...")
@@ -591,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     h.add_argument("--transcript", required=True, metavar="PATH", help="transcript file, or - for standard input")
+    _format_argument(h)
     h.add_argument("--goal", help="the goal for the next agent (default: taken from the session)")
     h.add_argument("--budget-tokens", type=_positive, metavar="N", help="size bound in tokens (default 2000)")
     h.add_argument("--json", action="store_true", help="print one JSON object: text, files, goal, ...")
@@ -606,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  context-distill context-status --transcript SESSION.jsonl --limit 200000 --json",
     )
     cs.add_argument("--transcript", required=True, metavar="PATH", help="transcript file, or - for standard input")
+    _format_argument(cs)
     cs.add_argument("--limit", type=_positive, metavar="N", help="context window in tokens (default: the model's)")
     cs.add_argument("--json", action="store_true", help="print one JSON object")
     cs.set_defaults(func=_cmd_context_status)

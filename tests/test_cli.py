@@ -302,5 +302,39 @@ def test_a_json_list_of_non_messages_reads_the_same_from_a_file_and_from_stdin(t
     env = server_env({"CONTEXT_DISTILL_ROOTS": str(tmp_path)})
     from_file = cli("context-status", "--transcript", str(f), "--json", env=env)
     from_stdin = cli("context-status", "--transcript", "-", "--json", stdin=data, env=env)
+    # no session in it: the same clear error either way
+    assert from_file.returncode == from_stdin.returncode == 2, from_stdin.stderr.decode()
+    assert one_line_error(from_file) == one_line_error(from_stdin)
+    # read as text on request, the same either way
+    from_file = cli("context-status", "--transcript", str(f), "--json", "--format", "text", env=env)
+    from_stdin = cli("context-status", "--transcript", "-", "--json", "--format", "text", stdin=data, env=env)
     assert from_file.returncode == from_stdin.returncode == 0, from_stdin.stderr.decode()
     assert json.loads(from_file.stdout)["tokens_used"] == json.loads(from_stdin.stdout)["tokens_used"] > 0
+
+
+def test_json_that_is_no_session_is_exit_2_and_format_text_reads_it(tmp_path):
+    """Another framework's JSONL (an OpenHands run) was summarized as raw JSON fragments, and
+    context-status called it 100% full; now it is a clear error, and --format text reads it anyway."""
+    _needs("summarize")
+    recs = [{"instance_id": f"repo__issue-{i}", "test_result": {"git_patch": "diff --git a/x b/x\n+fix " * 50}} for i in range(20)]
+    p = tmp_path / "output.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n", encoding="utf-8")
+    for cmd in ("summarize", "handoff", "context-status"):
+        r = cli(cmd, "--transcript", str(p))
+        assert r.returncode == 2, (cmd, r.returncode, r.stdout[:200], r.stderr)
+        err = one_line_error(r)
+        assert "not recognised" in err and "--format text" in err
+    # stdin reads the same: a JSON list of such records, and JSONL
+    r = cli("context-status", "--transcript", "-", stdin=json.dumps(recs).encode())
+    assert r.returncode == 2 and "not recognised" in one_line_error(r)
+    r = cli("context-status", "--transcript", "-", stdin=p.read_bytes())
+    assert r.returncode == 2 and "not recognised" in one_line_error(r)
+    # asked for, it is read as plain text
+    r = cli("context-status", "--transcript", str(p), "--format", "text", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["source"] == "counted"
+    r = cli("summarize", "--transcript", "-", "--format", "text", "--json", stdin=json.dumps(recs).encode())
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["text"].startswith("# Session summary")
+    r = cli("summarize", "--transcript", str(p), "--format", "yaml")
+    assert r.returncode == 2 and "invalid choice" in one_line_error(r)

@@ -258,3 +258,68 @@ def test_sidechain_records_in_a_main_session_file_are_set_aside():
     assert t.skipped_reasons.get("sidechain") == 2
     side_only = parse_claude_code_lines(lines[2:])  # a sub-agent's own file: every record is a sidechain
     assert [getattr(e, "text", "") for e in side_only.events] == ["SUB-AGENT PROMPT", "sub-agent answer"]
+
+
+# -- JSON that is no session: an error, not a summary of raw JSON -----------------------------
+
+
+def _openhands_like_records(n: int = 4) -> list[dict]:
+    """Records of another agent framework's output (an OpenHands run): JSON, but no chat messages."""
+    return [
+        {"instance_id": f"repo__issue-{i}", "test_result": {"git_patch": "diff --git a/x b/x\n+fix"}, "history": [{"id": i, "action": "run"}]}
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("shape", ["jsonl", "json-list", "json-object", "pretty-list"])
+def test_json_without_chat_messages_or_claude_code_records_is_not_read_as_text(tmp_path, shape):
+    recs = _openhands_like_records()
+    text = {
+        "jsonl": "\n".join(json.dumps(r) for r in recs) + "\n",
+        "json-list": json.dumps(recs),
+        "json-object": json.dumps(recs[0]),
+        "pretty-list": json.dumps(recs, indent=2),
+    }[shape]
+    p = tmp_path / "output.jsonl"
+    p.write_text(text, encoding="utf-8")
+    for source in (p, text, text.encode()):
+        with pytest.raises(TranscriptError, match="not recognised") as exc:
+            read_transcript(source)
+        msg = str(exc.value)
+        assert "\n" not in msg and "Claude Code" in msg and "messages" in msg and "text" in msg
+    # asked for, it is read as plain text
+    assert read_transcript(p, fmt="text").format == "text"
+    # a list given in Python says the same
+    with pytest.raises(TranscriptError, match="not recognised"):
+        read_transcript(recs)
+
+
+def test_claude_code_file_whose_first_lines_are_garbage_is_still_claude_code(tmp_path):
+    body = (FIX / "tool_heavy.jsonl").read_bytes()
+    good = read_transcript(FIX / "tool_heavy.jsonl")
+    p = tmp_path / "corrupt_head.jsonl"
+    # more than 50 lines of garbage (what the format sniffer looked at), then the session
+    p.write_bytes(b"garbage\n" * 55 + body + body)
+    t = read_transcript(p)
+    assert t.format == "claude-code"
+    assert len(t.events) == 2 * len(good.events)
+    assert t.skipped_reasons == {"malformed-json": 55}
+    # the same with cut-off JSON records at its head
+    p.write_bytes(b'{"type": "user", "mess\n' * 60 + body)
+    t = read_transcript(p)
+    assert t.format == "claude-code" and len(t.events) == len(good.events)
+
+
+def test_text_with_a_few_json_lines_is_still_text():
+    text = "User: what does this log say?\n" + "\n".join(f"line {i} of the log" for i in range(20)) + '\n{"level": "info"}\n'
+    t = read_transcript(text)
+    assert t.format == "text" and t.events[0].kind == "user"
+    # a log that starts with "[timestamp]" is text, not broken JSON
+    assert read_transcript("[2026-01-01 10:00] started\n[2026-01-01 10:01] done\n").format == "text"
+
+
+def test_a_half_written_first_record_is_not_json_and_reads_as_text():
+    """A session killed while writing its first record: no line parses, so it is no JSON, and
+    it is read (as before) rather than refused."""
+    line = (FIX / "short.jsonl").read_bytes().split(b"\n")[1]
+    assert read_transcript(line[: len(line) // 2]).format == "text"

@@ -6,7 +6,9 @@
     >>> [e.text for e in t.events if e.kind == "tool_result"]     # every tool result, in full
 
 Nothing here is fatal for bad records: malformed lines and unknown record types are
-skipped and counted in ``Transcript.skipped`` / ``skipped_reasons``.
+skipped and counted in ``Transcript.skipped`` / ``skipped_reasons``. JSON that holds no chat
+messages and no Claude Code records (another framework's output) is a ``TranscriptError``
+("transcript format not recognised"), not plain text, unless ``fmt="text"`` asks for that.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def _read(source: Any, fmt: str, subagents: bool) -> Transcript:
         if looks_like_claude_code(source[:50]) and fmt == "auto":
             return parse_claude_code_lines([json.dumps(r, default=str) for r in source])
         if source and not _has_messages(source):
-            raise TranscriptError(_NO_MESSAGES)
+            raise TranscriptError(_NO_MESSAGES if fmt in ("openai", "anthropic") else _NOT_RECOGNISED)
         return parse_messages(source, fmt=fmt)
     if isinstance(source, dict) and isinstance(source.get("messages"), list):
         return parse_messages(source["messages"], fmt=fmt, system=source.get("system"), model=_str(source.get("model")))
@@ -166,17 +168,23 @@ def _from_bytes(data: bytes, fmt: str, *, path: Path | None, subagents: bool, re
     pstr = str(path) if path else None
     if fmt == "text":
         return parse_text(_decode(data), path=pstr)
-    head = data.lstrip()[:1]
-    if fmt == "claude-code" or (fmt == "auto" and head == b"{" and _first_records_are_cc(data)):
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
+    lines = data.split(b"\n")
+    jsonl = _mostly_json_lines(lines)
+    if fmt == "claude-code" or (
+        fmt == "auto" and (jsonl or data.lstrip()[:1] == b"{") and _first_records_are_cc(lines)
+    ):
         if path is not None:
             return read_claude_code(path, data, subagents=subagents, resolved=resolved)
-        return parse_claude_code_lines(data.split(b"\n"), path=pstr)
-    if head in (b"[", b"{") or fmt in ("openai", "anthropic"):
-        text = _decode(data)
-        try:
-            val = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            val = None
+        return parse_claude_code_lines(lines, path=pstr)
+    head = data.lstrip()[:1]
+    if head in (b"[", b"{") or jsonl or fmt in ("openai", "anthropic"):
+        val: Any = _NOT_JSON
+        if head in (b"[", b"{") and b"\x00" not in data:
+            try:  # the whole input as one JSON value; not UTF-8: decoded line by line below, or refused as text
+                val = json.loads(data.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+                pass
         if isinstance(val, list) and (_has_messages(val) or not val):
             return parse_messages(val, fmt=fmt, path=pstr)
         if isinstance(val, dict) and isinstance(val.get("messages"), list):
@@ -185,29 +193,70 @@ def _from_bytes(data: bytes, fmt: str, *, path: Path | None, subagents: bool, re
             )
         if isinstance(val, dict) and "role" in val:
             return parse_messages([val], fmt=fmt, path=pstr)
-        # JSONL of messages: one message object per line, bad lines counted
-        msgs: list[Any] = []
-        bad = 0
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            try:
-                msgs.append(json.loads(line))
-            except (json.JSONDecodeError, RecursionError):
-                bad += 1
-        if msgs and any(isinstance(m, dict) and "role" in m for m in msgs):
-            t = parse_messages(msgs, fmt=fmt, path=pstr)
-            if bad:
-                reasons = dict(t.skipped_reasons)
-                reasons["malformed-json"] = reasons.get("malformed-json", 0) + bad
-                t = t.model_copy(update={"skipped": t.skipped + bad, "skipped_reasons": reasons})
-            return t
-        if fmt in ("openai", "anthropic"):
-            raise TranscriptError(_NO_MESSAGES)
+        if isinstance(val, list) and fmt == "auto" and looks_like_claude_code(val[:50]):
+            return parse_claude_code_lines([json.dumps(r, default=str) for r in val], path=pstr)
+        if val is not _NOT_JSON:  # the whole input is JSON, but no session
+            raise TranscriptError(_NO_MESSAGES if fmt in ("openai", "anthropic") else _NOT_RECOGNISED)
+        if jsonl or fmt in ("openai", "anthropic"):
+            t, parsed, bad = _messages_jsonl(lines, fmt, pstr)
+            if t is not None:
+                return t
+            if fmt in ("openai", "anthropic"):
+                raise TranscriptError(_NO_MESSAGES)
+            if parsed and parsed >= bad:  # JSONL (most lines parse), but no session in it
+                raise TranscriptError(_NOT_RECOGNISED)
     return parse_text(_decode(data), path=pstr)
 
 
+_NOT_JSON = object()
+_SPACE = frozenset((b"", b" ", b"\t", b"\r", b"\v", b"\f"))
 _NO_MESSAGES = "no chat messages found: expected a JSON list of {role, content} objects"
+_NOT_RECOGNISED = (
+    "transcript format not recognised: this JSON holds no chat messages ({role, content} objects) and no "
+    "Claude Code session records; accepted: a Claude Code session .jsonl, OpenAI / Anthropic messages (a JSON "
+    "list, {\"messages\": [...]}, or one message per line), or plain text (--format text on the command "
+    "line, fmt=\"text\" in Python, reads any file as plain text)"
+)
+
+
+def _mostly_json_lines(lines: list[bytes]) -> bool:
+    """At least half of the non-blank lines are JSON objects (start with ``{``): JSONL, some of
+    whose lines may be broken, not a text that quotes a line of JSON."""
+    objects = other = 0
+    for line in lines:
+        head = line[:1]
+        if head in _SPACE:
+            head = line.lstrip()[:1]
+            if not head:
+                continue
+        if head == b"{":
+            objects += 1
+        else:
+            other += 1
+    return objects > 0 and objects >= other
+
+
+def _messages_jsonl(lines: list[bytes], fmt: str, pstr: str | None) -> tuple[Transcript | None, int, int]:
+    """JSONL of chat messages, one per line: a line that is not JSON is skipped and counted. Also
+    how many lines parsed and how many did not; the transcript is None when no line is a message."""
+    msgs: list[Any] = []
+    bad: dict[str, int] = {}
+    for line in _decode(b"\n".join(lines)).split("\n"):
+        if not line.strip():
+            continue
+        try:
+            msgs.append(json.loads(line))
+        except (json.JSONDecodeError, RecursionError):
+            bad["malformed-json"] = bad.get("malformed-json", 0) + 1
+    if not _has_messages(msgs):
+        return None, len(msgs), sum(bad.values())
+    t = parse_messages(msgs, fmt=fmt, path=pstr)
+    if bad:
+        reasons = dict(t.skipped_reasons)
+        for k, v in bad.items():
+            reasons[k] = reasons.get(k, 0) + v
+        t = t.model_copy(update={"skipped": t.skipped + sum(bad.values()), "skipped_reasons": reasons})
+    return t, len(msgs), sum(bad.values())
 
 
 def _has_messages(items: list[Any]) -> bool:
@@ -225,9 +274,17 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _first_records_are_cc(data: bytes) -> bool:
+def _first_records_are_cc(lines: list[bytes]) -> bool:
+    """The first (at most 50) lines that parse as JSON hold a Claude Code record: lines that do
+    not parse (a corrupt or cut-off head) are passed over, not counted against the file."""
     recs = []
-    for line in data.split(b"\n")[:50]:
+    tried = 0
+    for line in lines:
+        if line.lstrip()[:1] != b"{":
+            continue
+        tried += 1
+        if tried > 200 or len(recs) >= 50:
+            break
         try:
             recs.append(json.loads(line))
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
