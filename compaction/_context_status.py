@@ -23,7 +23,7 @@ from typing import Any
 from ._exceptions import InputError
 from ._session_results import ContextStatus
 from ._tokenizer import get_tokenizer
-from .transcripts import read_transcript, render_transcript
+from .transcripts import read_transcript, render_transcript, skipped_warning
 
 __all__ = ["context_status", "COMPACT_AT", "HANDOFF_AT", "DEFAULT_LIMIT", "MODEL_LIMITS", "limit_for_model", "recommend"]
 
@@ -135,4 +135,5 @@ def context_status(source: Any, *, limit_tokens: int | None = None, fmt: str = "
         message=message,
         model=t.model,
         limit_source=limit_source,  # type: ignore[arg-type]
+        warnings=[w for w in (skipped_warning(t),) if w],
     )

@@ -20,7 +20,7 @@ from ._redact import redact_secrets
 from ._session_facts import CURRENT, DECISIONS, ERRORS, NEXT, PENDING, FileFact, analyze, request_body
 from ._session_results import HandoffFile, HandoffResult
 from ._summarize import Distiller, select_lines, session_query
-from .transcripts import read_transcript
+from .transcripts import read_transcript, skipped_warning
 
 __all__ = ["make_handoff", "MAX_HANDOFF_CHARS", "DEFAULT_HANDOFF_TOKENS"]
 
@@ -99,6 +99,8 @@ def make_handoff(
     if not t.events:
         raise EmptyInputError("the transcript has no messages: there is nothing to hand off")
     d = Distiller.make(engine)
+    if skipped := skipped_warning(t):
+        d.warnings.append(skipped)
     facts = analyze(t)
     query = session_query(facts)
     reqs = facts.requests

@@ -57,3 +57,4 @@ class ContextStatus(_Frozen):
     message: str = Field(description="One line for a person or an agent.")
     model: str | None = None
     limit_source: Literal["argument", "env", "model", "default"] = "default"
+    warnings: list[str] = Field(default_factory=list, description="What the count may have missed (records that could not be read).")

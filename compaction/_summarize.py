@@ -45,7 +45,7 @@ from ._session_facts import (
 )
 from ._session_results import SummaryResult
 from ._tokenizer import Tokenizer
-from .transcripts import Transcript, read_transcript, render_transcript
+from .transcripts import Transcript, read_transcript, render_transcript, skipped_warning
 from .transcripts._render import tool_input_text
 
 __all__ = ["summarize", "SECTIONS", "RECENT", "Distiller", "DEFAULT_MAX_BUDGET"]
@@ -584,6 +584,8 @@ def summarize(
     if recent_turns is not None and (isinstance(recent_turns, bool) or not isinstance(recent_turns, int) or recent_turns < 0):
         raise InputError(f"recent_turns must be a whole number >= 0, got {recent_turns!r}")
     d = Distiller.make(engine)
+    if skipped := skipped_warning(t):
+        d.warnings.append(skipped)
     transcript_tokens = d.count(render_transcript(t.events))
     budget = budget_tokens or default_budget(transcript_tokens)
     query = requests_query(typed_requests(t))

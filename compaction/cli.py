@@ -383,6 +383,8 @@ def _cmd_context_status(args: argparse.Namespace) -> int:
         _print_json(result)
     else:
         _print_text(result.message)
+        for w in getattr(result, "warnings", []) or []:
+            print(f"context-distill: warning: {w}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -338,3 +338,20 @@ def test_json_that_is_no_session_is_exit_2_and_format_text_reads_it(tmp_path):
     assert json.loads(r.stdout)["text"].startswith("# Session summary")
     r = cli("summarize", "--transcript", str(p), "--format", "yaml")
     assert r.returncode == 2 and "invalid choice" in one_line_error(r)
+
+
+def test_skipped_records_are_a_warning_and_a_bad_byte_in_messages_jsonl_is_one_line(tmp_path):
+    _needs("context_status")
+    p = tmp_path / "msgs.jsonl"
+    p.write_bytes(
+        b'{"role": "user", "content": "Fix src/a.py please"}\n'
+        b'{"role": "assistant", "content": "caf\xe9 first"}\n'
+        b'{"role": "assistant", "content": "Fixed src/a.py."}\n'
+    )
+    r = cli("context-status", "--transcript", str(p))
+    assert r.returncode == 0, r.stderr  # was exit 2: "transcript is not valid UTF-8 (byte 85)"
+    assert "1 unreadable record was skipped (invalid-utf8: 1)" in one_line_error(r)
+    r = cli("context-status", "--transcript", str(p), "--json")
+    assert r.returncode == 0 and "invalid-utf8: 1" in json.loads(r.stdout)["warnings"][0]
+    s = cli("summarize", "--transcript", str(p), "--json")
+    assert s.returncode == 0 and any("invalid-utf8: 1" in w for w in json.loads(s.stdout)["warnings"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import compaction
@@ -486,3 +487,56 @@ def test_mini_swe_agent_observations_are_tool_output(mini_swe, engine):
     assert "<returncode>" not in r.text.split("## Errors and fixes", 1)[1].split("##", 1)[0]
     h = compaction.make_handoff(traj, engine=engine)
     assert "## Latest request" not in h.text
+
+
+def test_skipped_corrupt_records_are_a_warning_in_every_result(tmp_path, engine):
+    """Corrupt lines were skipped silently: summarize, make_handoff and context_status said
+    nothing about what they left out. Sidechain records, set aside on purpose, are no warning."""
+    from compaction import context_status, make_handoff
+
+    lines = [x for x in (FIX / "tool_heavy.jsonl").read_bytes().split(b"\n") if x.strip()]
+    p = tmp_path / "corrupt.jsonl"
+    p.write_bytes(b"\n".join(lines[:4] + [lines[4][:40], b"\xff\xfe not utf-8", b"{broken"] + lines[4:]))
+    results = [
+        summarize(p, engine=engine),
+        make_handoff(p, engine=engine),
+        context_status(p),
+    ]
+    for r in results:
+        hits = [w for w in r.warnings if "unreadable" in w]
+        assert len(hits) == 1, r.warnings
+        assert hits[0].startswith("3 unreadable records were skipped") and "malformed-json: 2" in hits[0] and "invalid-utf8: 1" in hits[0]
+    for r in (summarize(FIX / "tool_heavy.jsonl", engine=engine), context_status(FIX / "tool_heavy.jsonl")):
+        assert not [w for w in r.warnings if "unreadable" in w]
+    # a sub-agent's records written into the main file are dropped on purpose: not a warning
+    recs = [json.loads(x) for x in lines]
+    side = [dict(r, isSidechain=True) for r in recs if r.get("type") in ("user", "assistant")][:2]
+    q = tmp_path / "side.jsonl"
+    q.write_text("\n".join(json.dumps(r) for r in side + recs), encoding="utf-8")
+    t = read_transcript(q)
+    assert t.skipped_reasons.get("sidechain") == 2
+    assert not [w for w in context_status(q).warnings if "unreadable" in w]
+
+
+def test_messages_jsonl_with_a_bad_byte_skips_that_line(tmp_path, engine):
+    """One non-UTF-8 byte refused a whole messages JSONL (exit 2), where a Claude Code JSONL with
+    the same defect skipped the line; now each line is decoded on its own."""
+    from compaction import context_status
+
+    p = tmp_path / "msgs.jsonl"
+    p.write_bytes(
+        b'{"role": "user", "content": "Fix src/a.py please"}\n'
+        b'{"role": "assistant", "content": "caf\xe9 first"}\n'
+        b'{"role": "assistant", "content": "Fixed src/a.py."}\n'
+    )
+    t = read_transcript(p)
+    assert t.format == "openai" and [e.text for e in t.events] == ["Fix src/a.py please", "Fixed src/a.py."]
+    assert t.skipped == 1 and t.skipped_reasons == {"invalid-utf8": 1}
+    r = summarize(p, engine=engine)
+    assert "Fix src/a.py please" in r.text and any("invalid-utf8: 1" in w for w in r.warnings)
+    assert any("1 unreadable record was skipped" in w for w in context_status(p).warnings)
+    # a whole .json file (one value) with a bad byte is still refused: there is no line to skip
+    j = tmp_path / "msgs.json"
+    j.write_bytes(b'[{"role": "user", "content": "caf\xe9"}]')
+    with pytest.raises(compaction.BinaryInputError, match="UTF-8"):
+        read_transcript(j)

@@ -59,6 +59,7 @@ __all__ = [
     "render_transcript",
     "FORMATS",
     "is_conversation",
+    "skipped_warning",
 ]
 
 FORMATS = ("auto", "claude-code", "openai", "anthropic", "text")
@@ -237,12 +238,18 @@ def _mostly_json_lines(lines: list[bytes]) -> bool:
 
 
 def _messages_jsonl(lines: list[bytes], fmt: str, pstr: str | None) -> tuple[Transcript | None, int, int]:
-    """JSONL of chat messages, one per line: a line that is not JSON is skipped and counted. Also
-    how many lines parsed and how many did not; the transcript is None when no line is a message."""
+    """JSONL of chat messages, one per line, each line decoded on its own: a line that is not
+    UTF-8 or not JSON is skipped and counted, as in a Claude Code file. Also how many lines parsed
+    and how many did not; the transcript is None when no line is a message."""
     msgs: list[Any] = []
     bad: dict[str, int] = {}
-    for line in _decode(b"\n".join(lines)).split("\n"):
-        if not line.strip():
+    for raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            bad["invalid-utf8"] = bad.get("invalid-utf8", 0) + 1
             continue
         try:
             msgs.append(json.loads(line))
@@ -263,6 +270,21 @@ def _has_messages(items: list[Any]) -> bool:
     """Some item is a chat message (an object with a ``role``): a JSON list of other records
     (an agent framework's own event log) is not read as an empty conversation."""
     return any(isinstance(m, dict) and "role" in m for m in items)
+
+
+def skipped_warning(t: Transcript) -> str | None:
+    """One line for a result's ``warnings`` when parts of ``t`` could not be read (malformed or
+    non-UTF-8 lines, unknown record types, fields of the wrong type), else None. Sub-agent
+    (sidechain) records set aside on purpose are not counted."""
+    reasons = sorted(
+        ((k, v) for k, v in t.skipped_reasons.items() if k != "sidechain" and v > 0), key=lambda kv: (-kv[1], kv[0])
+    )
+    n = sum(v for _, v in reasons)
+    if not n:
+        return None
+    why = ", ".join(f"{k}: {v}" for k, v in reasons[:4]) + (", ..." if len(reasons) > 4 else "")
+    what = "record was" if n == 1 else "records were"
+    return f"{n:,} unreadable {what} skipped ({why}); this result leaves out what they held"
 
 
 def is_conversation(items: list[Any]) -> bool:
