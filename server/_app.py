@@ -103,11 +103,15 @@ RESULT_META_KEY = "io.github.context-distill/result"
 def _text_result(text: str, fields: Any) -> CallToolResult:
     """``text`` for the agent to read, verbatim, then one line per warning (the agent sees no
     other field); ``fields`` (a model of ``_models``) for programs."""
-    notes = [f"[... context-distill: warning: {' '.join(str(w).split())} ...]" for w in getattr(fields, "warnings", None) or []]
+    notes = [_warning_line(w) for w in getattr(fields, "warnings", None) or []]
     return CallToolResult(
         content=[TextContent(type="text", text=_with_lines(text, notes))],
         _meta={RESULT_META_KEY: fields.model_dump(mode="json")},
     )
+
+
+def _warning_line(warning: object) -> str:
+    return f"[... context-distill: warning: {' '.join(str(warning).split())} ...]"
 
 
 def _with_lines(text: str, lines: list[str]) -> str:
@@ -581,7 +585,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         r = await work(lambda: context_status(source, limit_tokens=limit_tokens))
         data = _dump(r)
         out = ContextStatusOutput(**{k: data[k] for k in ContextStatusOutput.model_fields if k in data})
-        return _result(out.message, out)
+        return _result(_with_lines(out.message, [_warning_line(w) for w in out.warnings]), out)
 
     # -- status --------------------------------------------------------------------------
     @mcp.tool(

@@ -111,6 +111,7 @@ class ContextStatusOutput(_Out):
     recommendation: Literal["fine", "compact", "handoff"]
     source: Literal["usage", "counted"] = Field(description="From the transcript's usage fields, or counted.")
     message: str
+    warnings: list[str] = Field(default_factory=list, description="E.g. unreadable records that were skipped.")
 
 
 class TokenizerInfo(_Out):

@@ -423,6 +423,23 @@ def test_session_tools_over_stdio(tmp_path):
     assert not ok.is_error
 
 
+def test_context_status_reports_skipped_records():
+    _needs("context_status")
+    lines = (FIXTURES / "claude-code-short.jsonl").read_text().splitlines()
+    text = "\n".join(lines[:3] + ['{"type": "user", "message": {"role": "user", "content": "cut off'] + lines[3:]) + "\n"
+
+    async def go():
+        async with Client(params()) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            r = await c.call_tool("context_status", {"text": text})
+            return tools, r
+
+    tools, r = run(go)
+    out = check_structured(tools["context_status"], r)
+    assert any("skipped" in w for w in out["warnings"]), out
+    assert "[... context-distill: warning:" in r.content[0].text
+
+
 def _sampling_callback(seen: list):
     async def cb(context, params):
         seen.append(params)
