@@ -166,7 +166,8 @@ def message_text(message: Any) -> Iterator[str]:
 #: keys whose long values are data, not text: base64 image / audio / file bodies, data: URLs,
 #: thinking signatures, redacted thinking
 _DATA_KEYS = frozenset({"data", "url", "file_data", "signature"})
-_BASE64ISH = re.compile(r"[A-Za-z0-9+/=_\-\s]+")
+# base64 (standard or URL-safe, maybe wrapped in lines): no spaces, and not words alone
+_BASE64ISH = re.compile(r"[A-Za-z0-9+/=_\-\r\n]+")
 _DATA_MIN_CHARS = 256
 
 
@@ -179,12 +180,19 @@ def without_binary_data(messages: Any) -> Any:
     if not isinstance(messages, dict):
         return messages
     out: dict[str, Any] = {}
+    textual = messages.get("type") == "text"  # an Anthropic document's plain-text source: {"type": "text", "data": ...}
     for key, value in messages.items():
-        if key in _DATA_KEYS and isinstance(value, str) and len(value) >= _DATA_MIN_CHARS and (
-            value.startswith("data:") or _BASE64ISH.fullmatch(value)
+        if key in _DATA_KEYS and not textual and isinstance(value, str) and len(value) >= _DATA_MIN_CHARS and (
+            value.startswith("data:") or _is_base64(value)
         ):
             kind = value[5 : value.find(";")] if value.startswith("data:") and ";" in value[:100] else "base64"
             out[key] = f"[{len(value):,} characters of {kind} data, not shown]"
         else:
             out[key] = without_binary_data(value)
     return out
+
+
+def _is_base64(value: str) -> bool:
+    """Base64 characters only, with a digit, '+' or '/' somewhere (a long run of letters alone is
+    more likely a word list than data)."""
+    return _BASE64ISH.fullmatch(value) is not None and any(c.isdigit() or c in "+/" for c in value[:4096])

@@ -618,7 +618,8 @@ def _post_tool_use(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> s
         return _updated(new)
     if tool == "Grep" and isinstance(resp, dict) and resp.get("mode") == "content" and isinstance(resp.get("content"), str):
         shrunk = _shrink(resp["content"], q(), cfg, engine)
-        if shrunk is not None and len(shrunk) > GREP_RESULT_CHARS:
+        if len(shrunk if shrunk is not None else resp["content"]) > GREP_RESULT_CHARS:
+            # over Claude Code's Grep limit (even a result under min_tokens, of long lines): fit it
             shrunk = _shrink_to_chars(resp["content"], q(), engine, GREP_RESULT_CHARS)
         if shrunk is None:
             return ""

@@ -129,20 +129,18 @@ def _result(text: str, structured: Any) -> CallToolResult:
     )
 
 
-def _expanded_text(r: Any) -> str:
+def _expanded_text(r: Any, chunks: list[str]) -> str:
     """The lines ``expand`` gives back, as the agent reads them: one range verbatim; several
-    ranges each after a ``[lines a-b of N]`` line, or the agent could not tell where one ends."""
+    ranges (``chunks``: each range's lines) each after a ``[lines a-b of N]`` line, or the agent
+    could not tell where one ends."""
     if len(r.line_ranges) <= 1:
         return r.text
-    all_lines = r.text.splitlines(keepends=True)
     parts: list[str] = []
-    at = 0
-    for a, b in r.line_ranges:
-        chunk = "".join(all_lines[at : at + b - a + 1])
-        at += b - a + 1
-        if parts and not compaction.ends_a_line(parts[-1]):
+    for (a, b), chunk in zip(r.line_ranges, chunks):
+        if parts and not parts[-1].endswith("\n"):  # a header starts a line for every reader, \r or not
             parts.append("\n")
-        parts.append(f"[lines {a}-{b} of {r.total_lines}]\n{chunk}")
+        parts.append(f"[lines {a}-{b} of {r.total_lines}]\n")
+        parts.append(chunk)
     return "".join(parts)
 
 
@@ -388,9 +386,15 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         ] = None,
     ) -> CallToolResult:
         spec = str(lines) if isinstance(lines, int) and not isinstance(lines, bool) else lines  # models send 42
-        r = await work(lambda: rt.engine.expand(handle, spec))
+        def expand() -> tuple[Any, list[str]]:
+            r = rt.engine.expand(handle, spec)
+            # each range on its own: splitting r.text again would misread a line ending in a lone \r
+            chunks = [rt.engine.expand(r.handle, [rng]).text for rng in r.line_ranges] if len(r.line_ranges) > 1 else []
+            return r, chunks
+
+        r, chunks = await work(expand)
         out = ExpandOutput(handle=r.handle, text=r.text, line_ranges=r.line_ranges, total_lines=r.total_lines)
-        return _text_result(_expanded_text(r), out)
+        return _text_result(_expanded_text(r, chunks), out)
 
     # -- summarize -----------------------------------------------------------------------
     @mcp.tool(

@@ -3,17 +3,17 @@
 A JSON string may hold a lone surrogate escape (``"\\ud83d"``: a Node client that cut a tool
 output in the middle of an emoji). That is valid JSON, but the SDK's parser refuses the line, and
 on stdio a refused line is answered by nothing: the client waits until its own timeout (60 s in
-the MCP Inspector). Such a line is read with ``json.loads``, each lone surrogate becomes U+FFFD
-and the message goes on, so the call gets its answer.
+the MCP Inspector). In such a line each escape of a lone surrogate becomes ``\\ufffd`` (U+FFFD),
+edited in place, and the message goes on, so the call gets its answer.
 
 The SDK opens stdin itself and gives no way to filter its lines; this module opens it the same
 way (``mcp.server.stdio._claim_fd``: fd 0 diverted to the null device while serving) and passes
-the filtered lines in. Where those SDK internals are missing, the SDK's plain transport runs.
+the filtered lines in. Where those SDK internals are missing or differ, the SDK's plain transport
+runs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
@@ -26,39 +26,45 @@ log = logging.getLogger("context_distill.server")
 
 __all__ = ["run_stdio", "repair_line"]
 
-#: a JSON escape of a surrogate code unit; only lines holding one are looked at twice
+#: a JSON escape of a surrogate code unit; only lines holding one are looked at further
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF][0-9a-fA-F]{2}")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: every escape of a JSON text, left to right (escapes cannot overlap): \uXXXX with its code
+#: unit, or a backslash and one character
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.S)
 
 
 def repair_line(line: str) -> str:
-    """``line`` itself, or, when it is JSON holding lone surrogates, the same JSON with each
-    replaced by U+FFFD (valid surrogate pairs are characters, and stay)."""
+    """``line`` itself, or, when it holds escapes of lone surrogates, the same line with each of
+    them replaced by the escape of U+FFFD (escapes of valid pairs stay). The line is edited in
+    place, never parsed and written again, so nothing else in it changes."""
     if not _SURROGATE_ESCAPE.search(line):
         return line
-    try:
-        value = json.loads(line)
-    except (ValueError, RecursionError):
-        return line
-    fixed = _replace_lone_surrogates(value)
-    if fixed is value:
+    escapes = list(_ESCAPE.finditer(line))
+    units = [int(m.group(1), 16) if m.group(1) else None for m in escapes]
+
+    def unit_at(k: int) -> int | None:
+        return units[k] if 0 <= k < len(units) else None
+
+    out: list[str] = []
+    last = 0
+    for k, m in enumerate(escapes):
+        code = units[k]
+        if code is None or not 0xD800 <= code <= 0xDFFF:
+            continue
+        if code <= 0xDBFF:  # high: a low one must follow right after it
+            nxt = unit_at(k + 1)
+            paired = nxt is not None and escapes[k + 1].start() == m.end() and 0xDC00 <= nxt <= 0xDFFF
+        else:  # low: a high one must come right before it
+            prev = unit_at(k - 1)
+            paired = prev is not None and escapes[k - 1].end() == m.start() and 0xD800 <= prev <= 0xDBFF
+        if not paired:
+            out.append(line[last : m.start()])
+            out.append("\\ufffd")
+            last = m.end()
+    if not out:
         return line
     log.warning("a request held lone surrogates (text cut inside a character); each was read as U+FFFD")
-    return json.dumps(fixed, ensure_ascii=False) + ("\n" if line.endswith("\n") else "")
-
-
-def _replace_lone_surrogates(value: Any) -> Any:
-    """``value`` with lone surrogates replaced; the same object when it has none."""
-    if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value) if _LONE_SURROGATE.search(value) else value
-    if isinstance(value, list):
-        items = [_replace_lone_surrogates(v) for v in value]
-        return items if any(a is not b for a, b in zip(items, value)) else value
-    if isinstance(value, dict):
-        pairs = [(_replace_lone_surrogates(k), _replace_lone_surrogates(v)) for k, v in value.items()]
-        changed = any(k2 is not k or v2 is not v for (k2, v2), (k, v) in zip(pairs, value.items()))
-        return dict(pairs) if changed else value
-    return value
+    return "".join(out) + line[last:]
 
 
 class _RepairedLines:
@@ -81,15 +87,16 @@ async def run_stdio(mcp: Any) -> None:
         from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _UnownedTextWrapper, stdio_server
 
         lowlevel = mcp._lowlevel_server
-    except (ImportError, AttributeError):  # another SDK layout: its own transport, unfiltered
-        log.debug("stdio line repair unavailable in this mcp version", exc_info=True)
+        options = lowlevel.create_initialization_options()
+        buffer, release = _claim_fd(0, sys.stdin, "rb", _open_stdin_diversion)
+    except Exception:  # another SDK layout: its own transport, unfiltered
+        log.info("stdio line repair unavailable with this mcp version; using the SDK's stdio transport", exc_info=True)
         await mcp.run_stdio_async()
         return
-    buffer, release = _claim_fd(0, sys.stdin, "rb", _open_stdin_diversion)
     try:
         stdin = anyio.wrap_file(_UnownedTextWrapper(buffer, encoding="utf-8", errors="replace"))
         async with stdio_server(stdin=_RepairedLines(stdin)) as (read_stream, write_stream):  # type: ignore[arg-type]
-            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+            await lowlevel.run(read_stream, write_stream, options)
     finally:
         if release is not None:
             release()

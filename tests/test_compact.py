@@ -610,7 +610,9 @@ def test_compact_messages_run_twice_keeps_one_numbering_per_part(engine):
 def test_without_binary_data_replaces_only_data_values():
     from compaction._messages import without_binary_data
 
-    b64 = "QUJD" * 200
+    import base64
+
+    b64 = base64.b64encode(bytes(range(200)) * 3).decode()  # 800 characters
     msgs = [
         {"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64}},
@@ -629,3 +631,7 @@ def test_without_binary_data_replaces_only_data_values():
     assert parts[3]["file"]["file_data"].startswith("[800 characters") and parts[4]["text"] == b64
     assert shown[1]["content"][0]["signature"].startswith("[800 characters")
     assert msgs[0]["content"][2]["input_audio"]["data"] == b64  # the input is not changed
+    # an Anthropic document with a plain-text source, and word lists, are text
+    doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "user0 active admin\n" * 40}}
+    words = {"type": "x", "data": "-".join(["alpha", "beta", "gamma"] * 40)}
+    assert without_binary_data([doc, words]) == [doc, words]

@@ -209,6 +209,17 @@ def test_a_large_grep_result_is_shrunk_under_claude_codes_grep_limit(engine):
     _kept_lines_are_verbatim(content, new)
 
 
+def test_a_grep_result_of_few_tokens_but_many_characters_is_fitted_too(engine):
+    """Long indentation: under the 3,000-token threshold, over Claude Code's 20,000-char Grep limit."""
+    content = "\n".join(f"src/app/mod{i % 7}.py:{i}:" + " " * 120 + f"call_{i}()" for i in range(170))
+    assert len(content) > 20_000
+    data = hook_input("PostToolUse", "Bash", tool_name="Grep", tool_input={"pattern": "call_", "output_mode": "content"})
+    data["tool_response"] = {"mode": "content", "numFiles": 7, "filenames": [], "content": content, "numLines": 170}
+    assert hooks._get_engine(engine).tokenizer.count(content) < HookConfig().min_tokens
+    new = _post(engine, data)["hookSpecificOutput"]["updatedToolOutput"]["content"]
+    assert len(new) <= hooks.GREP_RESULT_CHARS and 'expand(handle="' in new.splitlines()[-1]
+
+
 def test_read_output_is_left_alone(engine):
     """Claude Code numbers Read lines itself from startLine: deleting lines would make its numbers lie."""
     text = (FIX / "ponyc-parser-c.view.txt").read_text()

@@ -122,6 +122,18 @@ def test_expand_takes_a_line_number_and_marks_where_each_range_starts():
     assert result_fields(two)["text"] == "".join(lines[0:2] + lines[4:6])  # the fields: the lines alone
 
 
+def test_expand_headers_after_a_line_that_ends_in_a_lone_cr():
+    text = "a\rb\n\nc\n" + "".join(f"filler line {i}\n" for i in range(300))
+
+    async def go():
+        async with Client(params()) as c:
+            r = result_fields(await c.call_tool("compact", {"text": text, "ratio": 0.1}))
+            return await c.call_tool("expand", {"handle": r["handle"], "lines": "1,3"})
+
+    e = run(go)
+    assert e.content[0].text == "[lines 1-1 of 304]\na\r\n[lines 3-3 of 304]\n\n"
+
+
 def test_bad_inputs_are_tool_errors_and_the_server_keeps_serving():
     text = observation()
     cases = [
@@ -368,10 +380,12 @@ def _read_lines(stream, n: int, *, timeout: float) -> list[bytes]:
 @pytest.mark.parametrize(
     "line, expected",
     [
-        ('{"a": "x\\ud83d"}\n', '{"a": "x\ufffd"}\n'),
-        ('{"a": "\\ud83d\\ude00"}\n', '{"a": "\\ud83d\\ude00"}\n'),  # a pair is a character: the line stays as it was
-        ('{"\\udc00": ["\\udfff", 1]}', '{"\ufffd": ["\ufffd", 1]}'),
-        ("not json \\ud800", "not json \\ud800"),
+        ('{"a": "x\\ud83d"}\n', '{"a": "x\\ufffd"}\n'),
+        ('{"a": "\\ud83d\\ude00"}\n', '{"a": "\\ud83d\\ude00"}\n'),  # a pair is a character: unchanged
+        ('{"\\udc00": ["\\udfff", 1e400]}', '{"\\ufffd": ["\\ufffd", 1e400]}'),  # nothing else is rewritten
+        ('{"a": "\\\\ud83d"}', '{"a": "\\\\ud83d"}'),  # an escaped backslash, then text: no escape
+        ('{"a": "\\ude00\\ud83d"}', '{"a": "\\ufffd\\ufffd"}'),  # low then high: both lone
+        ("not json \\ud800", "not json \\ufffd"),
         ('{"plain": "text"}', '{"plain": "text"}'),
     ],
 )
