@@ -280,12 +280,23 @@ class Recut:
 
 def align_earlier(original: str, compacted: str) -> dict[int, str | None] | None:
     """For a compaction of ``original``: the original lines it shows (see ``Recut.lines``), or
-    None when it is not one (a line that is not the original's, or out of order)."""
+    None when it is not one (a line that is not the original's, or out of order). The CLI's
+    warning lines (a command run with ``2>&1``) are passed over like markers."""
+    return _align(original, compacted, skip_cli_warnings=True)
+
+
+def verify_verbatim(original: str, compacted: str) -> bool:
+    """Check the verbatim promise: every non-marker line of ``compacted`` is an input line
+    (or, for a partly kept long line, pieces of one, in order), and they come in input order."""
+    return _align(original, compacted, skip_cli_warnings=False) is not None
+
+
+def _align(original: str, compacted: str, *, skip_cli_warnings: bool) -> dict[int, str | None] | None:
     src = original.splitlines()
     shown: dict[int, str | None] = {}
     i = 0
     for out in compacted.splitlines():
-        if is_marker_line(out) or out.startswith(CLI_WARNING):
+        if is_marker_line(out) or (skip_cli_warnings and out.startswith(CLI_WARNING)):
             continue
         pieces = [p for p in _INLINE_MARKER.split(out) if p] if _INLINE_MARKER.search(out) else None
         while i < len(src):
@@ -301,28 +312,6 @@ def align_earlier(original: str, compacted: str) -> dict[int, str | None] | None
         else:
             return None
     return shown
-
-
-def verify_verbatim(original: str, compacted: str) -> bool:
-    """Check the verbatim promise: every non-marker line of ``compacted`` is an input line
-    (or, for a partly kept long line, pieces of one, in order), and they come in input order."""
-    src = original.splitlines()
-    i = 0
-    for out in compacted.splitlines():
-        if is_marker_line(out):
-            continue
-        pieces = [p for p in _INLINE_MARKER.split(out) if p] if _INLINE_MARKER.search(out) else None
-        while i < len(src):
-            line = src[i]
-            i += 1
-            if pieces is None:
-                if line == out:
-                    break
-            elif _pieces_in_order(pieces, line):
-                break
-        else:
-            return False
-    return True
 
 
 def _pieces_in_order(pieces: list[str], line: str) -> bool:
