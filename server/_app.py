@@ -25,7 +25,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.server.mcpserver.resolve import Resolve
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, WrapValidator
 
 import compaction
 from compaction._config import log_level_from_env
@@ -93,6 +93,16 @@ def _fail(exc: BaseException) -> ToolError:
     """A tool error whose text is one line that says what to do."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ToolError(msg)
+
+
+def _none_or_text(value: Any, handler: Any) -> Any:
+    return None if value is None else handler(value)
+
+
+#: an optional text argument. Its type is plain ``str`` (None let through by a validator): the SDK
+#: first parses, as JSON, every string argument whose type is not exactly ``str``, so a JSON tool
+#: output given as ``text`` arrived as a dict and was refused ("Input should be a valid string").
+OptionalText = Annotated[str, WrapValidator(_none_or_text)]
 
 
 #: where a text tool's typed fields are, in its result's ``_meta`` (clients do not show ``_meta``
@@ -250,7 +260,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
     )
     async def compact_tool(
         text: Annotated[
-            str | None, Field(description="The tool output to compact. Give this or `messages`, not both.")
+            OptionalText, Field(description="The tool output to compact. Give this or `messages`, not both.")
         ] = None,
         messages: Annotated[
             list[dict[str, Any]] | None,
@@ -272,7 +282,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
             Field(ge=1, description="Token budget for the result (for messages: all their text); use instead of ratio."),
         ] = None,
         query: Annotated[
-            str | None,
+            OptionalText,
             Field(description="What you are doing and looking for; relevant lines are kept first. Best: your "
             "current thought, the command that made the output, then the names (files, functions, errors) you "
             "have been working with. For messages, defaults to your recent messages and the last user message."),
@@ -419,12 +429,12 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
     )
     async def summarize_tool(
         transcript_path: Annotated[
-            str | None, Field(description="Path of a transcript file (Claude Code .jsonl, messages .json, .txt).")
+            OptionalText, Field(description="Path of a transcript file (Claude Code .jsonl, messages .json, .txt).")
         ] = None,
         messages: Annotated[
             list[dict[str, Any]] | None, Field(description="The session as OpenAI or Anthropic messages.")
         ] = None,
-        text: Annotated[str | None, Field(description="The session as plain text.")] = None,
+        text: Annotated[OptionalText, Field(description="The session as plain text.")] = None,
         budget_tokens: Annotated[
             int | None,
             Field(ge=100, description="Size of the summary in tokens (default: 10% of the transcript, 300-6,000)."),
@@ -491,13 +501,13 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
     )
     async def spawn_handoff_tool(
         transcript_path: Annotated[
-            str | None, Field(description="Path of a transcript file (Claude Code .jsonl, messages .json, .txt).")
+            OptionalText, Field(description="Path of a transcript file (Claude Code .jsonl, messages .json, .txt).")
         ] = None,
         messages: Annotated[
             list[dict[str, Any]] | None, Field(description="The session as OpenAI or Anthropic messages.")
         ] = None,
-        text: Annotated[str | None, Field(description="The session as plain text.")] = None,
-        goal: Annotated[str | None, Field(description="Goal for the next agent (default: from the session).")] = None,
+        text: Annotated[OptionalText, Field(description="The session as plain text.")] = None,
+        goal: Annotated[OptionalText, Field(description="Goal for the next agent (default: from the session).")] = None,
         budget_tokens: Annotated[
             int, Field(ge=200, le=2500, description="Size bound of the handoff in tokens (default 2000).")
         ] = 2000,
@@ -574,12 +584,12 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
     )
     async def context_status_tool(
         transcript_path: Annotated[
-            str | None, Field(description="Path of a transcript file (Claude Code .jsonl, messages .json, .txt).")
+            OptionalText, Field(description="Path of a transcript file (Claude Code .jsonl, messages .json, .txt).")
         ] = None,
         messages: Annotated[
             list[dict[str, Any]] | None, Field(description="The session as OpenAI or Anthropic messages.")
         ] = None,
-        text: Annotated[str | None, Field(description="The session as plain text.")] = None,
+        text: Annotated[OptionalText, Field(description="The session as plain text.")] = None,
         limit_tokens: Annotated[
             int | None, Field(ge=1, description="Context window in tokens (default: the model's, e.g. 200000).")
         ] = None,

@@ -122,6 +122,30 @@ def test_expand_takes_a_line_number_and_marks_where_each_range_starts():
     assert result_fields(two)["text"] == "".join(lines[0:2] + lines[4:6])  # the fields: the lines alone
 
 
+def test_a_json_text_is_text():
+    """The SDK parses as JSON every string argument whose type is not exactly str: a JSON tool output
+    given as `text` (or a session as a JSON list) had arrived as a dict or list and been refused."""
+    blob = json.dumps({"items": [{"id": i, "name": f"item-{i}", "tags": ["a", "b"]} for i in range(400)]}, indent=2)
+    session = json.dumps([{"role": "user", "content": "fix the parser"}, {"role": "assistant", "content": "Fixed src/parse.py."}])
+
+    async def go():
+        async with Client(params()) as c:
+            r = await c.call_tool("compact", {"text": blob, "ratio": 0.3, "query": '{"id": 7}'})
+            null = await c.call_tool("compact", {"text": "null"})
+            s = await c.call_tool("summarize", {"text": session})
+            cs = await c.call_tool("context_status", {"text": session})
+            return r, null, s, cs
+
+    r, null, s, cs = run(go)
+    assert not r.is_error, error_text(r)
+    out = result_fields(r)
+    assert out["tokens_after"] < out["tokens_before"] and compaction.verify_verbatim(blob, out["text"])
+    assert out["query"] == '{"id": 7}'
+    assert not null.is_error and result_fields(null)["text"] == "null"  # the text "null", too small to compact
+    assert not s.is_error and "fix the parser" in result_fields(s)["text"]
+    assert not cs.is_error
+
+
 def test_expand_headers_after_a_line_that_ends_in_a_lone_cr():
     text = "a\rb\n\nc\n" + "".join(f"filler line {i}\n" for i in range(300))
 
