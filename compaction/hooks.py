@@ -106,6 +106,9 @@ PREVIEW_CHARS = 1_900
 #: file and shows the model a 2 KB preview: a shrunk Grep result is kept under this many, so that
 #: it reaches the model whole, with the line naming its handle
 GREP_RESULT_CHARS = 18_000
+#: a Grep result (shrunk or not) longer than this is fitted under GREP_RESULT_CHARS (a little under
+#: Claude Code's 20,000, for what it adds around the content); a shorter one is not
+GREP_SAVED_OVER_CHARS = 19_500
 #: larger tool outputs are left alone (too slow to shrink inside the timeout)
 MAX_SHRINK_CHARS = 2_000_000
 #: how much of the transcript's end is read for the query (the agent's recent messages, the last prompt)
@@ -618,8 +621,8 @@ def _post_tool_use(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> s
         return _updated(new)
     if tool == "Grep" and isinstance(resp, dict) and resp.get("mode") == "content" and isinstance(resp.get("content"), str):
         shrunk = _shrink(resp["content"], q(), cfg, engine)
-        if len(shrunk if shrunk is not None else resp["content"]) > GREP_RESULT_CHARS:
-            # over Claude Code's Grep limit (even a result under min_tokens, of long lines): fit it
+        if len(shrunk if shrunk is not None else resp["content"]) > GREP_SAVED_OVER_CHARS:
+            # what Claude Code would save to a file (even a result under min_tokens, of long lines): fit it
             shrunk = _shrink_to_chars(resp["content"], q(), engine, GREP_RESULT_CHARS)
         if shrunk is None:
             return ""

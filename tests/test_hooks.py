@@ -218,6 +218,9 @@ def test_a_grep_result_of_few_tokens_but_many_characters_is_fitted_too(engine):
     assert hooks._get_engine(engine).tokenizer.count(content) < HookConfig().min_tokens
     new = _post(engine, data)["hookSpecificOutput"]["updatedToolOutput"]["content"]
     assert len(new) <= hooks.GREP_RESULT_CHARS and 'expand(handle="' in new.splitlines()[-1]
+    # under Claude Code's limit and under min_tokens: left alone
+    data["tool_response"]["content"] = content[:19_000]
+    assert run_hook("PostToolUse", json.dumps(data), engine=engine) == ""
 
 
 def test_read_output_is_left_alone(engine):
