@@ -540,3 +540,29 @@ def test_messages_jsonl_with_a_bad_byte_skips_that_line(tmp_path, engine):
     j.write_bytes(b'[{"role": "user", "content": "caf\xe9"}]')
     with pytest.raises(compaction.BinaryInputError, match="UTF-8"):
         read_transcript(j)
+
+
+def test_closed_task_ids_is_linear_in_a_long_token(engine):
+    """The 'X is done' pattern was unanchored and began with the task-id pattern, so it was
+    tried at every character of a long alphanumeric run and read to the run's end each time:
+    closed_task_ids('done\\n' + 'a' * 40000) took 6.5 s, and summarize of one 200,000-char hex
+    tool output followed by 'done' 61 s. A match now starts only where a token starts."""
+    import time
+
+    from compaction._session_facts import closed_task_ids
+
+    for text in ("done\n" + "a" * 80_000, "0x" + "3f" * 40_000 + "\ndone", "PROJ-12 " * 10_000 + "x" * 80_000 + " done"):
+        t0 = time.perf_counter()
+        closed_task_ids(text)
+        assert time.perf_counter() - t0 < 1.0  # quadratic before: about 27 s for the first
+    assert closed_task_ids("✓ Closed spotter-4te.6; spotter-4te.4 is done, `PROJ-1` done, #12 closed") == {
+        "spotter-4te.6", "spotter-4te.4", "PROJ-1", "#12"}
+    msgs = [
+        {"role": "user", "content": "Decode the deployed contract bytecode"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "Bash", "input": {"command": "cast code 0xabc"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "0x" + "a1" * 100_000 + "\ndone"}]},
+        {"role": "assistant", "content": "Got the bytecode."},
+    ]
+    t0 = time.perf_counter()
+    summarize(msgs, engine=engine)
+    assert time.perf_counter() - t0 < 10.0  # 61 s before (0.7 s now)
