@@ -97,8 +97,9 @@ _DEFINITION = re.compile(
 )
 _TASK_REF = r"([A-Za-z][A-Za-z0-9]*-[A-Za-z0-9]+(?:\.\d+)*|#\d+)"
 #: a task id said to be closed: `bd close X`, `✓ Closed X`, `X is done`, `X --status closed`, `mark X as done`
+#: (group 1: the verb, group 2: the id)
 _CLOSED_BEFORE_ID = re.compile(
-    r"(?i)\b(?:close[ds]?|closing|resolved?|finish(?:ed)?|complete[ds]?|mark(?:ed)? (?:as )?(?:done|complete[d]?|closed))"
+    r"(?i)\b(close[ds]?|closing|resolve[ds]?|finish(?:e[ds])?|complete[ds]?|mark(?:ed)? (?:as )?(?:done|complete[d]?|closed))"
     r"[\s*`:]+(?:(?:task|issue|bead|ticket)\s+)?" + _TASK_REF
 )
 #: starts only where a token starts (unanchored, the scan tried every character of a long
@@ -107,6 +108,20 @@ _CLOSED_AFTER_ID = re.compile(
     r"(?<![A-Za-z0-9_.#-])" + _TASK_REF + r"[*`]*:?\s+(?:(?:is|was|has been|are|now|as)\s+)*(?:--status[= ])?(?:closed|done|complete[d]?|finished|resolved)\b",
     re.IGNORECASE,
 )
+#: in text (not a command), a close is a fact only in the past tense: "close X" / "closing X" is a plan
+_PAST_CLOSE_VERB = re.compile(r"(?i)^(?:closed|resolved|finished|completed|marked\b.*)$")
+#: before a close in its clause: it did not happen (negated, conditional, planned, asked)
+_NOT_A_CLOSE_BEFORE = re.compile(
+    r"(?i)(?:\bnot\b|n't\b|\bnever\b|\bcannot\b|\bunable\b|\bfail(?:ed|s)? to\b|\bno longer\b|"
+    r"\bif\b|\bwhen(?:ever)?\b|\bonce\b|\buntil\b|\bunless\b|\bbefore\b|\bafter\b|\bwhether\b|"
+    r"\bwill\b|'ll\b|\bgoing to\b|\bneeds? to\b|\bshould\b|\bmust\b|\bwants? to\b|\bplan(?:s|ning)? to\b|"
+    r"\babout to\b|\bready to\b|\blet me\b|\blet's\b|\bcan\b|\bcould\b|\bwould\b|\bmight\b|\bto be\b|"
+    r"^\W*(?:is|are|was|were|has|have|did|does|do)\b)"
+)
+#: after a close in its clause: a question, or not yet
+_NOT_A_CLOSE_AFTER = re.compile(r"(?i)\?|\byet\b|\bnot\b|\blater\b|\bnext\b|\bonce\b|\bwhen\b|\bif\b")
+#: where a clause ends: sentence punctuation followed by a space, a newline
+_CLAUSE_END = re.compile(r"[.!?;](?=\s|$)|\n|,\s+(?:but|and|so|then)\b")
 #: a final message that says the work is finished: nothing is pending after it
 _ALL_DONE = re.compile(
     r"(?i)^\W*(?:all (?:done|set|finished|complete)|everything(?:'s| is) (?:done|complete|finished))\b|"
@@ -291,11 +306,48 @@ def has_content(line: str) -> bool:
     return sum(ch.isalnum() for ch in core) >= 3 and not (word.isalpha() and " " not in word)
 
 
-def closed_task_ids(text: str) -> set[str]:
-    """The task ids that ``text`` says are closed or done."""
-    found = {m.group(1) for m in _CLOSED_BEFORE_ID.finditer(text)}
-    found |= {m.group(1) for m in _CLOSED_AFTER_ID.finditer(text)}
-    return {x for x in found if is_task_id(x)}
+def _clause_around(text: str, start: int, end: int) -> tuple[str, str]:
+    """The part of ``start``'s clause before it, and of ``end``'s clause after it (up to
+    200 characters each way)."""
+    lo = max(0, start - 200)
+    before = text[lo:start]
+    cuts = [m.end() for m in _CLAUSE_END.finditer(before)]
+    before = before[cuts[-1] :] if cuts else before
+    after = text[end : end + 200]
+    m = _CLAUSE_END.search(after)
+    if m is not None:
+        after = after[: m.end()] if m.group(0).startswith("?") else after[: m.start()]
+    return before, after
+
+
+def closed_task_ids(text: str, *, command: bool = False) -> set[str]:
+    """The task ids that ``text`` says are closed or done. In a ``command`` (``bd close X``,
+    whose result the caller checks) any close counts; in text only a close stated as done:
+    past tense (``Closed X``, ``X is done``), not negated, conditional, planned or asked
+    (``Don't close X yet``, ``when X is complete``, ``Is X done?``)."""
+    found: set[str] = set()
+    for pat, verb_group, id_group in ((_CLOSED_BEFORE_ID, 1, 2), (_CLOSED_AFTER_ID, 0, 1)):
+        for m in pat.finditer(text):
+            x = m.group(id_group)
+            if x in found or not is_task_id(x):
+                continue
+            if not command:
+                if verb_group and not _PAST_CLOSE_VERB.match(m.group(verb_group)):
+                    continue
+                before, after = _clause_around(text, m.start(), m.end())
+                if _NOT_A_CLOSE_BEFORE.search(before) or _NOT_A_CLOSE_AFTER.search(after):
+                    continue
+            found.add(x)
+    return found
+
+
+def _command_failed(e: Any, text: str) -> bool:
+    """A tool result saying its call failed or was refused: an error result, a rejection,
+    or output that opens with / holds an error line."""
+    if e.is_error or was_rejected(text):
+        return True
+    head = text[:4000]
+    return head.lstrip().lower().startswith(("error", "fatal", "failed", "usage:")) or bool(_STRICT_ERROR_LINE.search(head))
 
 
 def says_all_done(text: str) -> bool:
@@ -352,6 +404,8 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
     todo_event = -1
     last_assistant: int | None = None
     closed_at: dict[str, int] = {}  # task id -> the latest event that closed it
+
+    call_closes: dict[str, set[str]] = {}  # call id -> the task ids its command closes, once it succeeds
 
     def note_closed(text: str, i: int) -> None:
         if _PRE_CLOSED.search(text):
@@ -420,7 +474,8 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             inp = e.input if isinstance(e.input, dict) else {}
             call_text = tool_input_text(e.name, inp)
             agent_names.update(extract_names(call_text))
-            note_closed(call_text, i)
+            if _PRE_CLOSED.search(call_text):
+                call_closes[e.id] = closed_task_ids(call_text, command=True)
             fp = inp.get("file_path") or inp.get("path") or inp.get("notebook_path")
             action = file_action(e.name, inp) if isinstance(fp, str) else None
             if action in ("edit", "write"):
@@ -480,6 +535,10 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             output_names.update(names)
             head = text[:400_000]
             low = head.lower()
+            closes = call_closes.pop(e.tool_use_id, None)
+            if closes and not _command_failed(e, text):
+                for x in closes:
+                    closed_at[x] = i
             note_closed(head, i)
             lines = head.splitlines() if e.is_error else []
             pat, pre = (_ERROR_LINE, _PRE_ERROR) if e.is_error else (_STRICT_ERROR_LINE, _PRE_STRICT)

@@ -246,3 +246,38 @@ def test_a_cut_handoff_keeps_the_transcript_path(engine, tmp_path):
     h = make_handoff(p, budget_tokens=50_000, engine=engine)
     assert len(h.text) < 10_000
     assert h.text.rstrip().endswith(f"## Full transcript\n- {p}")
+
+
+def test_a_failed_rejected_or_planned_close_does_not_close_the_task():
+    """A close that did not happen counted: a `bd close` answered by an error, a rejected one,
+    and close words that are negated, conditional, planned or asked all dropped the task from
+    Pending. Only a close stated as done, or a close command that succeeded, counts."""
+    from compaction._session_facts import PENDING, analyze, closed_task_ids
+
+    def pending_ids(close_out: str, final: str, *, is_error: bool = False) -> list[str]:
+        listing = "○ PROJ-7 · Add retries   [● P1 · OPEN]"
+        msgs = [
+            {"role": "user", "content": "Work through the open PROJ tasks"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "c0", "name": "Bash", "input": {"command": "bd ready"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c0", "content": listing}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "Bash", "input": {"command": "bd close PROJ-7"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": close_out, "is_error": is_error}]},
+            {"role": "assistant", "content": final},
+        ]
+        facts = analyze(read_transcript(msgs))
+        return [c.text for c in facts.candidates if c.section == PENDING and "PROJ-7" in c.text]
+
+    ok = "Updated issue PROJ-7"
+    assert pending_ids(ok, "Moving on.") == []  # a close command that succeeded
+    assert pending_ids("Error: cannot close PROJ-7: it has open blockers (PROJ-8)", "It is blocked.") != []
+    assert pending_ids("failed", "It is blocked.", is_error=True) != []
+    rejected = "The user doesn't want to proceed with this tool use. The tool use was rejected."
+    assert pending_ids(rejected, "Waiting for you.", is_error=True) != []
+    never = [
+        "Don't close PROJ-12 yet", "I need to complete PROJ-7 next", "Before closing PROJ-3, run the tests",
+        "when PROJ-8 is complete we ship", "Is PROJ-9 done?", "Error: cannot close PROJ-7: it has open blockers",
+        "PROJ-4 is not done", "I haven't closed PROJ-5", "If PROJ-6 is closed, merge", "Closing PROJ-11 now",
+    ]
+    assert [x for x in never if closed_task_ids(x)] == []
+    assert closed_task_ids("✓ Closed PROJ-1. PROJ-2 is complete, and PROJ-3 is next; I closed PROJ-20.") == {"PROJ-1", "PROJ-2", "PROJ-20"}
+    assert closed_task_ids("bd close PROJ-7", command=True) == {"PROJ-7"}
