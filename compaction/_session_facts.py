@@ -124,9 +124,21 @@ _NOT_A_CLOSE_AFTER = re.compile(r"(?i)\?|\byet\b|\bnot\b|\blater\b|\bnext\b|\bon
 _CLAUSE_END = re.compile(r"[.!?;](?=\s|$)|\n|,\s+(?:but|and|so|then)\b")
 #: a final message that says the work is finished: nothing is pending after it
 _ALL_DONE = re.compile(
-    r"(?i)^\W*(?:all (?:done|set|finished|complete)|everything(?:'s| is) (?:done|complete|finished))\b|"
+    r"(?im)^\W*(?:all (?:done|set|finished|complete)|everything(?:'s| is) (?:done|complete|finished))\b|"
     r"\b(?:all|every) (?:the )?(?:tasks?|work|items?|steps?|subtasks?) (?:is |are |have been )?(?:now )?(?:done|complete[d]?|finished|closed)\b|"
     r"\bnothing (?:left|remaining|more) to do\b"
+)
+#: right after "all done" in its clause: it is not the whole work (``All done with step 1``,
+#: ``... except the migration``, ``All set up``), or a question
+_NOT_ALL_DONE_AFTER = re.compile(
+    r"(?i)^\s*(?:with|for|on|in|up|to|here|there|apart)\b|\bexcept\b|\bbut\b|\bapart from\b|\bother than\b|"
+    r"\bbesides\b|\bsave for\b|\bexcluding\b|\bonly\b|\?|\byet\b|\bnot\b"
+)
+#: after "all done": work still ahead (then it was not all done)
+_STILL_TO_DO = re.compile(
+    r"(?i)\b(?:next|let me|let's|i'll|i will|we'll|we will|i'm going to|going to|needs? to|have to|still|remain\w*|"
+    r"todo|pending|in[_ ]progress|blocked|open|not (?:yet )?(?:done|finished|complete[d]?|closed|fixed)|left to|unresolved|"
+    r"follow[- ]up|then i|now i|now let)\b|\[ \]"
 )
 _PRE_CLOSED = re.compile(r"(?i)clos|done|complete|finish|resolve")
 #: a line that only wraps output (mini-swe-agent's `<returncode>1</returncode>`, `<output>`)
@@ -351,8 +363,20 @@ def _command_failed(e: Any, text: str) -> bool:
 
 
 def says_all_done(text: str) -> bool:
-    """A message that says all the work is finished (``All done.``, ``all tasks are complete``)."""
-    return any(_ALL_DONE.search(line) for line in text.splitlines())
+    """A final message that says all the work is finished (``All done.``, ``all tasks are
+    complete``): said plainly (not ``Not all tasks are done yet``, ``Once all tasks are
+    complete ...``, ``All done with step 1``, ``Everything is done except ...``, ``All set
+    up``), and with nothing after it that looks ahead or names open work (``Now I'll start
+    step 2``, ``PROJ-7 remains blocked``)."""
+    for m in _ALL_DONE.finditer(text):
+        before, after = _clause_around(text, m.start(), m.end())
+        if _NOT_A_CLOSE_BEFORE.search(before) or _NOT_ALL_DONE_AFTER.search(after):
+            continue
+        rest = text[m.end() + len(after) :]
+        if _STILL_TO_DO.search(rest):
+            return False
+        return True
+    return False
 
 
 def _settled(c: Candidate, closed_at: dict[str, int]) -> bool:
@@ -645,13 +669,20 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
         i, ln, tool = last_result
         cands.append(Candidate(ERRORS, ln, f"latest result {tool}", i, 2.5, names=frozenset(extract_names(ln))))
 
-    # pending: nothing the session closed later, nothing before a final "all done"
-    all_done = last_assistant is not None and says_all_done(events[last_assistant].text)
-    cands = [
-        c
-        for c in cands
-        if c.section != PENDING or not (_settled(c, closed_at) or (all_done and c.event <= (last_assistant or 0)))
-    ]
+    # pending: nothing the session closed later; after a final "all done", nothing said before it
+    # of that work (lines naming no task, tasks closed or named in that message), but a task it
+    # never closed nor named (another epic's, still in progress) stays
+    final = events[last_assistant].text if last_assistant is not None else ""
+    all_done = last_assistant is not None and says_all_done(final)
+    named_at_end = {x for x in extract_names(final) if is_task_id(x)} if all_done else set()
+
+    def of_finished_work(c: Candidate) -> bool:
+        if not all_done or c.event > (last_assistant or 0):
+            return False
+        ids = [x for x in c.names if is_task_id(x)]
+        return all(x in closed_at or any(x == y or x.startswith(y + ".") for y in named_at_end) for x in ids)
+
+    cands = [c for c in cands if c.section != PENDING or not (_settled(c, closed_at) or of_finished_work(c))]
     # pending tasks from the last todo list
     if not (all_done and todo_event < (last_assistant or 0)):
         for status, content in todos:

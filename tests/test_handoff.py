@@ -281,3 +281,43 @@ def test_a_failed_rejected_or_planned_close_does_not_close_the_task():
     assert [x for x in never if closed_task_ids(x)] == []
     assert closed_task_ids("✓ Closed PROJ-1. PROJ-2 is complete, and PROJ-3 is next; I closed PROJ-20.") == {"PROJ-1", "PROJ-2", "PROJ-20"}
     assert closed_task_ids("bd close PROJ-7", command=True) == {"PROJ-7"}
+
+
+def test_all_done_only_when_the_final_message_says_the_whole_work_is_finished(shared_data):
+    """'All done' anywhere in the last message cleared every pending item: also 'All done with
+    step 1. Now I'll start step 2', 'Not all tasks are done yet', 'Once all tasks are complete
+    ...', 'Everything is done except the migration', 'All set up. Next I need to ...'. And a
+    real 'All done' cleared tasks of another epic that the session never closed."""
+    from compaction._session_facts import PENDING, analyze, says_all_done
+
+    not_done = [
+        "All done with step 1. Now I'll start step 2", "Not all tasks are done yet",
+        "Once all tasks are complete I'll open the PR", "Everything is done except the migration",
+        "All set up. Next I need to backfill users_v2", "All done. PROJ-7 remains blocked by PROJ-8.", "Are all tasks done?",
+    ]
+    assert [x for x in not_done if says_all_done(x)] == []
+    assert says_all_done("All done. Both tasks are finished:\n- PROJ-41: retries\n- PROJ-42: metrics")
+    assert says_all_done("Fixed the bug.\nAll tasks are now complete.")
+
+    def pending(final: str) -> list[str]:
+        todos = [{"content": "Step 1: add the users_v2 table", "status": "completed"},
+                 {"content": "Step 2: backfill users_v2 from users", "status": "pending"}]
+        msgs = [
+            {"role": "user", "content": "Implement the migration plan in app/db/migrate.py"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "TodoWrite", "input": {"todos": todos}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "Todos have been modified successfully"}]},
+            {"role": "assistant", "content": "Step 1 is in place; PROJ-9 is still in progress and the backfill is pending."},
+            {"role": "assistant", "content": final},
+        ]
+        return [c.text for c in analyze(read_transcript(msgs)).candidates if c.section == PENDING]
+
+    for final in not_done[:5]:
+        assert "Step 2: backfill users_v2 from users" in pending(final), final
+    # a real "all done": the todo list is finished, a task it never closed nor named stays
+    assert pending("All done.") == ["Step 1 is in place; PROJ-9 is still in progress and the backfill is pending."]
+    assert pending("All done. PROJ-9 is finished too.") == []
+    # ae4a77f8 ends "All done. The entire spotter-4te epic ... is complete": spotter-y5l.3 / .4, in progress
+    # in another epic and never closed, are still pending
+    facts = analyze(read_transcript(shared_data / MAIN))
+    left = [c.text for c in facts.candidates if c.section == PENDING]
+    assert any("spotter-y5l.3" in x for x in left) and not any("spotter-4te" in x for x in left)
