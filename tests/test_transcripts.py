@@ -323,3 +323,33 @@ def test_a_half_written_first_record_is_not_json_and_reads_as_text():
     it is read (as before) rather than refused."""
     line = (FIX / "short.jsonl").read_bytes().split(b"\n")[1]
     assert read_transcript(line[: len(line) // 2]).format == "text"
+
+
+def test_a_pasted_returncode_in_a_chat_with_tool_calls_is_not_mini_swe_agent():
+    """One user message starting with `<returncode>` made the whole session read as a
+    mini-swe-agent trajectory, so every later typed request became a bash result. A session
+    with tool calls is not one, and an observation must answer an assistant's bash block."""
+    from compaction.transcripts.messages import is_mini_swe_agent
+
+    request = "Please also make the deploy target depend on lint, and never push to main directly."
+    tc = {"id": "c1", "type": "function", "function": {"name": "Bash", "arguments": json.dumps({"command": "cat Makefile"})}}
+    msgs = [
+        {"role": "user", "content": "Why does my CI script fail?"},
+        {"role": "assistant", "content": "Paste the output of the failing step."},
+        {"role": "user", "content": "<returncode>2</returncode>\n<output>\nmake: *** [test] Error 2\n</output>"},
+        {"role": "assistant", "content": "The test target fails. Let me look at the Makefile.", "tool_calls": [tc]},
+        {"role": "tool", "tool_call_id": "c1", "content": "test:\n\tpytest -x"},
+        {"role": "assistant", "content": "The Makefile runs pytest -x."},
+        {"role": "user", "content": request},
+    ]
+    assert not is_mini_swe_agent(msgs)
+    t = read_transcript(msgs)
+    users = [e.text for e in t.events if e.kind == "user"]
+    assert users[-1] == request and len(users) == 3
+    # no tool calls, but the pasted output answers no bash block: still not mini-swe-agent
+    plain = [m for m in msgs if "tool_calls" not in m and m["role"] != "tool"]
+    assert not is_mini_swe_agent(plain)
+    bash = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Fix the bug"},
+            {"role": "assistant", "content": "Look first.\n\n```bash\nls\n```"},
+            {"role": "user", "content": "<returncode>0</returncode>\n<output>\na.py\n</output>"}]
+    assert is_mini_swe_agent(bash)

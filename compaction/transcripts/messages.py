@@ -86,13 +86,28 @@ _BASH_BLOCK = re.compile(r"```(?:bash|sh)\s*\n(.*?)\n```", re.DOTALL)
 _RETURNCODE = re.compile(r"^\s*<returncode>\s*(-?\d+)\s*</returncode>")
 
 
+def _has_tool_calls(m: dict[str, Any]) -> bool:
+    if m.get("tool_calls") or m.get("function_call") or m.get("role") in ("tool", "function"):
+        return True
+    content = m.get("content")
+    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result") for b in content)
+
+
 def is_mini_swe_agent(messages: list[Any]) -> bool:
     """mini-swe-agent's trajectory: no tool calls; the agent writes one ```bash block per
     message and the harness answers with a ``user`` message ``<returncode>N</returncode>
-    <output>...``."""
+    <output>...``. A chat with tool calls is not one (a user may paste such output there),
+    and an observation must answer an assistant message's bash block."""
+    if any(isinstance(m, dict) and _has_tool_calls(m) for m in messages):
+        return False
     return any(
-        isinstance(m, dict) and m.get("role") == "user" and _RETURNCODE.match(_parts_text(m.get("content")))
-        for m in messages
+        isinstance(m, dict)
+        and m.get("role") == "user"
+        and _RETURNCODE.match(_parts_text(m.get("content")))
+        and isinstance(prev, dict)
+        and prev.get("role") == "assistant"
+        and _BASH_BLOCK.search(_parts_text(prev.get("content")))
+        for prev, m in zip(messages, messages[1:])
     )
 
 
