@@ -566,3 +566,27 @@ def test_closed_task_ids_is_linear_in_a_long_token(engine):
     t0 = time.perf_counter()
     summarize(msgs, engine=engine)
     assert time.perf_counter() - t0 < 10.0  # 61 s before (0.7 s now)
+
+
+def test_a_mini_swe_agent_format_error_is_no_command_result(mini_swe):
+    """mini-swe-agent refuses a message with no or several bash blocks ('Please always provide
+    EXACTLY ONE action in triple backticks, found 3 actions') and runs nothing; that notice was
+    read as a successful run of the message's last block (sympy__sympy-20590: a
+    `sed -i '/__slots__ = ()/d' ...` that never ran)."""
+    notice = "Please always provide EXACTLY ONE action in triple backticks, found 2 actions."
+    msgs = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Fix the bug in app.py"},
+        {"role": "assistant", "content": "Two things.\n\n```bash\nls\n```\n\n```bash\nrm -rf build\n```"},
+        {"role": "user", "content": notice},
+        {"role": "assistant", "content": "One at a time.\n\n```bash\nls\n```"},
+        {"role": "user", "content": "<returncode>0</returncode>\n<output>\napp.py\n</output>"},
+    ]
+    t = read_transcript(msgs)
+    assert [e.input["command"] for e in t.events if e.kind == "tool_call"] == ["ls"]
+    assert [e.text for e in t.events if e.kind == "system"][-1] == notice
+    assert not [e for e in t.events if e.kind == "tool_result" and notice in e.text]
+    t = read_transcript(mini_swe("sympy__sympy-20590"))
+    refused = [e for e in t.events if "EXACTLY ONE action" in getattr(e, "text", "")]
+    assert refused and all(e.kind == "system" for e in refused)
+    assert not [e for e in t.events if e.kind == "tool_call" and e.record == refused[0].record]

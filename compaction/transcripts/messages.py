@@ -113,14 +113,17 @@ def is_mini_swe_agent(messages: list[Any]) -> bool:
 
 def _observation(i: int, text: str, previous: Any) -> list[Any]:
     """A mini-swe-agent observation (a ``user`` message after the first) as the tool call it
-    answers (the ```bash block of the agent's message before it) and its result."""
+    answers (the one ```bash block of the agent's message before it) and its result; after a
+    message with no or several blocks, the harness's notice (a system message)."""
     said = _parts_text(previous.get("content")) if isinstance(previous, dict) and previous.get("role") == "assistant" else ""
     blocks = _BASH_BLOCK.findall(said)
+    if len(blocks) != 1:
+        # the harness ran nothing: it refuses a message without exactly one action ("Please always
+        # provide EXACTLY ONE action in triple backticks, found 3 actions"); its notice is no command result
+        return [SystemText(record=i, text=text)]
     code = _RETURNCODE.match(text)
     cid = f"bash_{i}"
-    out: list[Any] = []
-    if blocks:
-        out.append(ToolCall(record=i, id=cid, name="bash", input={"command": blocks[-1]}))
+    out: list[Any] = [ToolCall(record=i, id=cid, name="bash", input={"command": blocks[0]})]
     out.append(ToolResult(record=i, tool_use_id=cid, tool_name="bash", text=text, is_error=bool(code and code.group(1) != "0")))
     return out
 
