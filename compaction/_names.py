@@ -8,8 +8,9 @@ carries. A *name* is a whitespace/punctuation-delimited token that is
 * a code identifier: has ``_`` between letters (``get_current_trace_id``,
   ``SPOTTER_OTEL_ENABLED``), an inner capital (``OtelTraceHelpers``, ``getTraceId``), or
   is dotted with an identifier part (``Tracer.current_span_ctx``); ``()``, ``/2`` (arity),
-  leading ``:`` / ``@`` / ``./`` and trailing punctuation are stripped (a leading ``../``
-  and a dotfile's dot are kept);
+  leading ``:`` / ``@`` / ``./`` and trailing punctuation are stripped (a leading ``../``,
+  a dot-folder's and a dotfile's dot are kept; a method's ``.map_err`` dot is not);
+* a dotfile: ``.env``, ``.gitignore``, ``.credo.exs``, ``.env.local``;
 * a task id: letters, ``-``, then letters and digits with at least one digit, optionally
   ``.N`` sub-ids (``spotter-4te.3``, ``PROJ-123``), or ``#123``.
 
@@ -41,15 +42,40 @@ _FILE_EXTS = frozenset(
 )
 
 
+#: dotfiles and dot-folders known by name (``.env``, ``.gitignore``, ``.github``)
+_DOTFILE_NAMES = frozenset(
+    "env envrc gitignore gitattributes gitmodules gitkeep dockerignore editorconfig bashrc zshrc bash_profile profile "
+    "npmrc nvmrc yarnrc prettierrc eslintrc babelrc stylelintrc tool-versions python-version ruby-version node-version "
+    "pre-commit-config flake8 pylintrc coveragerc pypirc netrc ssh aws kube github gitlab vscode idea circleci devcontainer "
+    "husky venv cargo config local cache formatter credo iex dialyzer ds_store".split()
+)
+#: what a dotfile's name may end in besides a source/config extension (``.env.local``)
+_DOTFILE_EXTS = frozenset("local example sample template dist dev development prod production test staging bak orig".split())
+
+
+def _is_dotfile(tok: str) -> bool:
+    """``.env``, ``.gitignore``, ``.credo.exs``, ``.env.local``: a dot, then a known dotfile
+    name or a name with an extension (not a method call's ``.map_err``)."""
+    if not tok.startswith(".") or tok.startswith("..") or len(tok) < 3:
+        return False
+    parts = tok[1:].split(".")
+    if not all(re.match(r"^[A-Za-z0-9][\w-]*$", p) for p in parts):
+        return False
+    if parts[0].lower() in _DOTFILE_NAMES:
+        return True
+    return len(parts) >= 2 and (parts[-1].lower() in _FILE_EXTS or parts[-1].lower() in _DOTFILE_EXTS)
+
+
 def _strip_lead(tok: str) -> str:
     """``tok`` without leading punctuation and a leading ``./`` (so ``./django/x.py`` is the
-    relative path ``django/x.py``); a leading ``../`` and a dotfile's dot (``.github/``,
-    ``.credo.exs``) are part of the name and kept."""
+    relative path ``django/x.py``). A leading dot stays only where it is part of the name: a
+    path's ``../`` or dot-folder (``.github/``) and a dotfile (``.credo.exs``, ``.env.local``);
+    elsewhere it is a method or attribute access (``.map_err``, ``cls().is_authenticated``)."""
     tok = tok.lstrip(_LEAD_STRIP)
     while tok.startswith("./"):
         tok = tok[2:].lstrip("/")
-    if tok.startswith("...") or tok in (".", ".."):
-        tok = tok.lstrip(".")  # an ellipsis, not a path
+    if tok.startswith(".") and "/" not in tok and not _is_dotfile(tok):
+        tok = tok.lstrip(".")  # an ellipsis or an attribute access, not a path
     return tok
 
 
@@ -81,7 +107,7 @@ def _is_name(tok: str) -> bool:
         return False
     if not any(c.isalpha() for c in tok) or _VERSIONISH.match(tok):
         return False
-    if _TASK.match(tok):
+    if _TASK.match(tok) or _is_dotfile(tok):
         return True
     if "." in tok:
         stem, ext = tok.rsplit(".", 1)
@@ -105,7 +131,7 @@ def is_task_id(name: str) -> bool:
 def looks_like_file(name: str) -> bool:
     """A name that is a path or a file name with a known extension."""
     last = name.rstrip("/").rsplit("/", 1)[-1]
-    return "." in last and last.rsplit(".", 1)[1].lower() in _FILE_EXTS
+    return "." in last and (last.rsplit(".", 1)[1].lower() in _FILE_EXTS or _is_dotfile(last))
 
 
 _CACHE: dict[str, str | None] = {}

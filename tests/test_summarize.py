@@ -377,6 +377,18 @@ def test_names_drop_a_leading_dot_slash_but_keep_parent_and_dotfile_paths():
     assert extract_names("...and then") == set()
 
 
+def test_a_leading_dot_is_kept_only_for_paths_and_dotfiles():
+    """Every token kept its leading dot, so method and attribute names after a call were lost
+    (`.is_authenticated` is no name) and `./.env.local` gave nothing."""
+    assert extract_names("if cls().is_authenticated:") == {"is_authenticated"}
+    assert extract_names("chain .map_err(x) here") == {"map_err"}
+    assert extract_names("foo.bar().baz_qux()") == {"baz_qux"}
+    assert extract_names("source ./.env.local") == {".env.local"}
+    assert extract_names("cp .env.example .env; cat .gitignore") == {".env.example", ".env", ".gitignore"}
+    assert extract_names("run .venv/bin/python ./manage.py") == {".venv/bin/python", "manage.py"}
+    assert extract_names("... .. .") == set()
+
+
 def test_a_blank_assistant_text_block_is_not_the_agents_reply():
     from compaction._session_facts import NEXT, analyze
 
