@@ -303,19 +303,34 @@ _CODE_CLOSERS = frozenset({"end", "do", "else", "{", "}", "});", "]", ")", "[", 
 _BOLD_LABEL = re.compile(r"^\*\*[^*]+:\*\*$|^\*\*[^*]+\*\*:$")
 
 
+#: a markdown heading mark (``#41`` and ``#!/bin/bash`` are not headings)
+_HEADING = re.compile(r"^#{1,6}\s")
+#: Chinese, Japanese and Korean characters: each says about as much as a word
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_CODE_CHARS = re.compile(r"[\d=<>+*/%&|^~!]")
+
+
 def has_content(line: str) -> bool:
     """A line that says something: not blank markdown (a fence, a rule, a bare quote mark),
-    not a lone code closer (``end``, ``}``), not a single bare word (``continue``), not a bare
-    label or short heading (``**Steps:**``, ``## Rabbit Holes``)."""
+    not a lone code closer (``end``, ``}``), not a single bare word (``continue``; a numbered
+    step such as ``1. Deploy`` is kept), not a bare label or short heading (``**Steps:**``,
+    ``## Rabbit Holes``). A line of CJK text (no spaces between words) is content."""
     unquoted = line.strip().lstrip("> ").strip()
     bare = _MARKUP_LEAD.sub("", unquoted).strip()
     core = bare.strip("*_").strip()
     if not core or core.startswith(("```", "~~~")) or set(core) <= set("-*_=|: ") or core in _CODE_CLOSERS:
         return False
-    if _BOLD_LABEL.match(bare) or (unquoted.startswith("#") and len(core.split()) <= 3):
+    if _BOLD_LABEL.match(bare) or (_HEADING.match(unquoted) and len(core.split()) <= 3):
         return False
+    if len(_CJK.findall(core)) >= 2:
+        return True
+    alnum = sum(ch.isalnum() for ch in core)
+    if len(core.split()) > 1:
+        return alnum >= 2
     word = core.rstrip(":").strip("*_` ")
-    return sum(ch.isalnum() for ch in core) >= 3 and not (word.isalpha() and " " not in word)
+    if word.isalpha():
+        return any(ch.isdigit() for ch in unquoted)  # a numbered step ("1. Deploy"), not a lone word
+    return alnum >= 3 or (alnum >= 1 and bool(_CODE_CHARS.search(core)))
 
 
 def _clause_around(text: str, start: int, end: int) -> tuple[str, str]:

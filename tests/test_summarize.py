@@ -422,6 +422,24 @@ def test_has_content():
     assert all(has_content(x) for x in ["> - All changes committed", "Fixed.", "defp aliases() do", "## OTEL tracing is done now"])
 
 
+def test_has_content_keeps_issue_numbers_shebangs_cjk_steps_and_code(engine):
+    """Any line starting with '#' and of up to 3 words was a heading ('#41 still open',
+    '#!/bin/bash'), a CJK line (no spaces) was one bare word ('原因を調べました'), and
+    '1. Deploy' / 'x = 1' were dropped as a bare word / too few letters."""
+    from compaction._session_facts import has_content
+
+    kept = ["#41 still open", "#!/bin/bash", "原因を調べました", "- セッションの有効期限が切れていた", "1. Deploy", "x = 1", "x=1"]
+    assert [x for x in kept if not has_content(x)] == []
+    assert not any(has_content(x) for x in ["## Rabbit Holes", "- continue", "=>", "| --- | --- |"])
+    msgs = [{"role": "user", "content": "ログイン画面のバグを直してください"},
+            {"role": "assistant", "content": "原因を調べました\n- セッションの有効期限が切れていた\n修正しました"}]
+    from compaction._session_facts import CURRENT, analyze
+
+    assert "原因を調べました" in [c.text for c in analyze(read_transcript(msgs)).candidates if c.section == CURRENT]
+    r = summarize(msgs, budget_tokens=600, recent_turns=0, engine=engine)
+    assert section(r.text, "Current work").strip() != "(none found)"  # it was empty
+
+
 def test_lines_of_one_event_are_shown_in_their_order(engine):
     code = "\n".join(f"def step_{k}(state_{k}):\n    return transform_{k}(state_{k})" for k in range(1, 9))
     final = "\n".join(f"{k}. Ran check_{k} on module_{k}.py, it passes now." for k in range(1, 7))
