@@ -88,7 +88,7 @@ _OPEN = re.compile(
     r"\[ \]|\bnext\b|\bstill\b|\bleft to\b|\bunresolved\b)"
 )
 _FUTURE = re.compile(
-    r"(?i)(\bnext\b|\blet me\b|\bi'll\b|\bi will\b|\bnow\b|\bthen\b|\bshould\b|\bneed to\b|\bgoing to\b|\bremaining\b|\bcontinue\b|\bafter that\b)"
+    r"(?i)(\bnext\b|\blet me\b|\bi'll\b|\bi will\b|\bnow (?:i|we|let)\b|\bthen (?:i|we)\b|\bshould\b|\bneed to\b|\bgoing to\b|\bremaining\b|\bcontinue\b|\bafter that\b)"
 )
 _DEFINITION = re.compile(
     r"^\s*(def|defp|defmacro|defmodule|defstruct|class|function|async function|fn|func|module|interface|type|struct|enum|impl|"
@@ -468,6 +468,10 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
     fail_mentions: Counter[str] = Counter()
     last_result: tuple[int, str, str] | None = None  # the latest test-result line
     pending_error: tuple[int, str] | None = None  # (event, tool) of the last error awaiting the agent's reaction
+    # calls the user refused: they never ran (no edit, no command, no current work)
+    rejected_calls = {
+        e.tool_use_id for e in events if e.kind == "tool_result" and e.is_error and was_rejected(e.text or "")
+    }
     for i, e in enumerate(events):
         k = e.kind
         if k == "user":
@@ -515,6 +519,8 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             agent_names.update(extract_names(call_text))
             if _PRE_CLOSED.search(call_text):
                 call_closes[e.id] = closed_task_ids(call_text, command=True)
+            if e.id in rejected_calls:
+                continue
             fp = inp.get("file_path") or inp.get("path") or inp.get("notebook_path")
             action = file_action(e.name, inp) if isinstance(fp, str) else None
             if action in ("edit", "write"):
@@ -610,7 +616,7 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
                             fail_mentions[_rel(p, cwd)] += 1
                 if call is not None and isinstance(call.input, dict):
                     fp = call.input.get("file_path")
-                    if isinstance(fp, str) and e.is_error:
+                    if isinstance(fp, str) and e.is_error and not rejected:
                         file(fp, i).failures += 1
                     cmd = call.input.get("command") if call.name not in TEXT_EDITOR_TOOLS else None
                     if isinstance(cmd, str) and cmd.strip():
@@ -711,7 +717,11 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
         body = r.text[len(r.label) :].strip() if r.label else r.text
         label = "latest request" + (f" {r.label}" if r.label else "")
         cands.append(Candidate(NEXT, body or r.text, label, r.event, 5.0, forced=True))
-    if last_assistant is not None:
+    # (a plan whose tool call the user rejected is not the next step)
+    refused = last_assistant is not None and any(
+        ev.kind == "tool_call" and ev.id in rejected_calls for ev in events[last_assistant + 1 :]
+    )
+    if last_assistant is not None and not refused:
         pieces = [p for p in _split_text(events[last_assistant].text) if _FUTURE.search(p)]
         for j, piece in enumerate(pieces):
             cands.append(Candidate(NEXT, piece, "", last_assistant, 2.0 - 0.01 * j, names=frozenset(extract_names(piece))))

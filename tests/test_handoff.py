@@ -321,3 +321,34 @@ def test_all_done_only_when_the_final_message_says_the_whole_work_is_finished(sh
     facts = analyze(read_transcript(shared_data / MAIN))
     left = [c.text for c in facts.candidates if c.section == PENDING]
     assert any("spotter-y5l.3" in x for x in left) and not any("spotter-4te" in x for x in left)
+
+
+def test_a_rejected_call_is_no_edit_no_current_work_and_its_plan_no_next_step(engine):
+    """A rejected Edit showed as '[edited, failing] app/accounts.py' with the text it never
+    wrote under Key files, the handoff's Next steps repeated the refused plan, and a rejected
+    Bash stayed under Current work as '[Bash] mix phx.server ...'. A recap ('the tests now
+    pass') was a next step because 'now' / 'then' counted as looking ahead."""
+    from compaction import summarize
+    from compaction._session_facts import CURRENT, FILES, NEXT, analyze
+
+    refusal = ("The user doesn't want to proceed with this tool use. The tool use was rejected (eg. if it was a file edit, "
+               "the new_string was NOT written to the file).")
+    plan = "I'll add an index and drop the users table cache."
+    msgs = [
+        {"role": "user", "content": "Speed up the login query in app/accounts.py"},
+        {"role": "assistant", "content": [{"type": "text", "text": plan}, {"type": "tool_use", "id": "t1", "name": "Edit", "input": {
+            "file_path": "app/accounts.py", "old_string": "cache = UserCache()", "new_string": "cache = None  # drop the cache entirely"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "is_error": True, "content": refusal}]},
+        {"role": "user", "content": "No, keep the cache; only add the index."},
+    ]
+    facts = analyze(read_transcript(msgs))
+    assert facts.edited == [] and not [c for c in facts.candidates if c.section == FILES]
+    assert not [f for f in facts.files if "failing" in f.reasons or "edited" in f.reasons]
+    assert not [c for c in facts.candidates if c.section == NEXT and not c.forced]
+    h = make_handoff(msgs, engine=engine)
+    assert "drop the cache entirely" not in h.text and plan not in h.text.split("## Next steps")[-1]
+    s = summarize(FIX / "short.jsonl", engine=engine, recent_turns=0, budget_tokens=1000)
+    assert "[Bash] mix phx.server" not in s.text
+    assert not [c for c in analyze(read_transcript(FIX / "short.jsonl")).candidates if c.section == CURRENT and c.label == "Bash"]
+    recap = analyze(read_transcript("User: fix the login bug in app/auth.py\nAssistant: Fixed the session expiry check in app/auth.py; the tests now pass."))
+    assert not [c for c in recap.candidates if c.section == NEXT]
