@@ -449,7 +449,11 @@ def _shrink(text: Any, query: str, cfg: HookConfig, engine: Any) -> str | None:
     target = max(int(tokens * cfg.ratio), cfg.min_keep_tokens)
     if target >= tokens:
         return None
-    res = eng.compact(text, target_tokens=target, query=query or None, name_handle=True)
+    try:
+        res = eng.compact(text, target_tokens=target, query=query or None, name_handle=True)
+    except InputError as exc:  # binary data (NUL bytes), over a limit: the output stays as it is
+        _log("info", f"PostToolUse: output left whole: {exc}", stderr=False)
+        return None
     if res.tokens_after >= tokens or not res.omitted_line_ranges:
         return None
     if res.handle is None:  # the original could not be stored: lines removed now could never come back
@@ -481,7 +485,11 @@ def _shrink_to_chars(text: Any, query: str, engine: Any, limit: int) -> str | No
     for _ in range(5):
         if target < 40:
             break
-        res = eng.compact(text, target_tokens=target, query=query or None, name_handle=True)
+        try:
+            res = eng.compact(text, target_tokens=target, query=query or None, name_handle=True)
+        except InputError as exc:  # binary data (NUL bytes), over a limit: the output stays as it is
+            _log("info", f"PostToolUse: output left whole: {exc}", stderr=False)
+            return None
         if res.handle is None and res.omitted_line_ranges:  # not stored: nothing removed could come back
             _log("warning", "PostToolUse: the originals cache cannot be written; the output is left whole")
             return None

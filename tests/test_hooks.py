@@ -223,6 +223,19 @@ def test_a_grep_result_of_few_tokens_but_many_characters_is_fitted_too(engine):
     assert run_hook("PostToolUse", json.dumps(data), engine=engine) == ""
 
 
+def test_binary_output_is_left_alone_without_an_error(engine, isolated_user_dirs):
+    """NUL bytes: not text to compact; the output stays, and nothing is logged as a failure."""
+    content = "\n".join(f"src/a.c:{i}:\x00binary\x00" + " " * 150 for i in range(200))
+    data = hook_input("PostToolUse", "Bash", tool_name="Grep", tool_input={"pattern": "x", "output_mode": "content"})
+    data["tool_response"] = {"mode": "content", "numFiles": 1, "filenames": [], "content": content, "numLines": 200}
+    assert run_hook("PostToolUse", json.dumps(data), engine=engine) == ""
+    data = hook_input("PostToolUse", "Bash")
+    data["tool_response"]["stdout"] = "\x00" + "line of output\n" * 3000
+    assert run_hook("PostToolUse", json.dumps(data), engine=engine) == ""
+    log = (isolated_user_dirs / "data" / "logs" / "hooks.log").read_text()
+    assert "failed open" not in log and "left whole" in log
+
+
 def test_read_output_is_left_alone(engine):
     """Claude Code numbers Read lines itself from startLine: deleting lines would make its numbers lie."""
     text = (FIX / "ponyc-parser-c.view.txt").read_text()
