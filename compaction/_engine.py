@@ -131,13 +131,15 @@ class Engine:
         re-cut instead: only the lines it shows can stay (the model ranks them as the agent saw
         them), and markers, ranges and the handle are the original's. When it is not, the text
         comes back unchanged, with a warning. A text that only ends like one (lines added, a
-        secret the cache holds redacted) is compacted as new text.
+        secret the cache holds redacted) is compacted as new text, and so is every text when
+        this engine keeps no originals (``store=False``: nothing it returns has a handle, so
+        there is no numbering to mix; summaries fit tool output this way).
         """
         run = lambda source, req, recut=None: compact_text(  # noqa: E731
             source, req, scorer=self.scorer, tokenizer=self.tokenizer, limits=self.settings.limits,
             store=self._store_original, on_progress=on_progress, recut=recut,
         )  # fmt: skip
-        handle = earlier_handle(text)
+        handle = earlier_handle(text) if self.store is not None else None
         if handle is None:
             return run(text, request)
         tokens = self.tokenizer.count(text)

@@ -576,6 +576,18 @@ def test_a_compaction_whose_original_is_gone_comes_back_unchanged(engine, tmp_pa
     assert any(first.handle in w and "returned unchanged" in w for w in again.warnings)
 
 
+def test_an_engine_that_keeps_no_originals_compacts_a_compaction_as_new_text(engine):
+    """Summaries fit tool output with ``store=False``: a hook-shrunk output or a pasted compact
+    result there must still fit the budget (it came back whole: 15,947 tokens for 100 asked)."""
+    big = "\n".join(f"tests/test_mod.py::test_case_{i} PASSED [{i % 100}%]" for i in range(2000)) + "\n" + LOG
+    first = engine.compact(big, ratio=0.5, query="why does test_parse_date fail?")
+    quiet = Engine(scorer=BM25Scorer(), store=False)
+    again = quiet.compact(first.text, target_tokens=100, query="why does test_parse_date fail?")
+    assert again.tokens_after <= 100 and again.handle is None
+    assert compaction.verify_verbatim(first.text, again.text)
+    assert not any("not in this cache" in w for w in again.warnings)
+
+
 def test_a_text_that_only_quotes_a_trailer_is_compacted_as_usual(engine):
     """This project's README shows a trailer line in the middle of a file: not a compaction."""
     text = LOG + '\n[... context-distill: kept 45 of 150 lines; expand(handle="3d5f5e2215ca0e31", lines="a-b") restores omitted lines ...]\nmore text after it\n'
