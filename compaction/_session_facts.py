@@ -124,7 +124,7 @@ _NOT_A_CLOSE_AFTER = re.compile(r"(?i)\?|\byet\b|\bnot\b|\blater\b|\bnext\b|\bon
 _CLAUSE_END = re.compile(r"[.!?;](?=\s|$)|\n|,\s+(?:but|and|so|then)\b")
 #: a final message that says the work is finished: nothing is pending after it
 _ALL_DONE = re.compile(
-    r"(?im)^\W*(?:all (?:done|set|finished|complete)|everything(?:'s| is) (?:done|complete|finished))\b|"
+    r"(?im)^[^\w\n]*(?:all (?:done|set|finished|complete)|everything(?:'s| is) (?:done|complete|finished))\b|"
     r"\b(?:all|every) (?:the )?(?:tasks?|work|items?|steps?|subtasks?) (?:is |are |have been )?(?:now )?(?:done|complete[d]?|finished|closed)\b|"
     r"\bnothing (?:left|remaining|more) to do\b"
 )

@@ -620,3 +620,17 @@ def test_a_mini_swe_agent_format_error_is_no_command_result(mini_swe):
     refused = [e for e in t.events if "EXACTLY ONE action" in getattr(e, "text", "")]
     assert refused and all(e.kind == "system" for e in refused)
     assert not [e for e in t.events if e.kind == "tool_call" and e.record == refused[0].record]
+
+
+def test_says_all_done_is_linear_over_lines_of_punctuation():
+    """``^\\W*`` crossed line breaks, so every line start of a markdown table scanned all the
+    punctuation-only lines after it: a 200 KB final message took 68 s to analyze."""
+    import time
+
+    from compaction._session_facts import says_all_done
+
+    t0 = time.monotonic()
+    assert not says_all_done("|---|---|\n" * 20_000 + "-\n" * 20_000)
+    assert time.monotonic() - t0 < 3
+    assert says_all_done("| a | b |\n|---|---|\n\n- All done. The whole migration is finished.")
+    assert says_all_done("> **All done.**")

@@ -353,3 +353,25 @@ def test_a_pasted_returncode_in_a_chat_with_tool_calls_is_not_mini_swe_agent():
             {"role": "assistant", "content": "Look first.\n\n```bash\nls\n```"},
             {"role": "user", "content": "<returncode>0</returncode>\n<output>\na.py\n</output>"}]
     assert is_mini_swe_agent(bash)
+
+
+@given(st.lists(st.sampled_from(["```bash\n", "```sh \n", "```\n", "\n```", "ls -la", "\n", " ", "`", "x"]), max_size=30))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_bash_blocks_finds_what_mini_swe_agents_pattern_finds(parts):
+    from compaction.transcripts.messages import _BASH_BLOCK, bash_blocks
+
+    text = "".join(parts)
+    assert bash_blocks(text) == _BASH_BLOCK.findall(text)
+
+
+def test_unclosed_bash_fences_take_linear_time():
+    """Each opening fence with no closing one after it scanned to the end of the message: an
+    assistant message of 140 KB of them took 12 s to read."""
+    import time
+
+    msgs = [{"role": "user", "content": "Fix the bug"}, {"role": "assistant", "content": "```sh\nx" * 20_000},
+            {"role": "user", "content": "<returncode>0</returncode>\n<output>\nok\n</output>"}]
+    t0 = time.monotonic()
+    t = read_transcript(msgs)
+    assert time.monotonic() - t0 < 3
+    assert t.events

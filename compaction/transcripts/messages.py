@@ -82,8 +82,17 @@ def _model_of(m: dict[str, Any]) -> str | None:
     return None
 
 
-_BASH_BLOCK = re.compile(r"```(?:bash|sh)\s*\n(.*?)\n```", re.DOTALL)
+_BASH_BLOCK = re.compile(r"```(?:bash|sh)\s*\n(.*?)\n```", re.DOTALL)  # mini-swe-agent's own pattern
 _RETURNCODE = re.compile(r"^\s*<returncode>\s*(-?\d+)\s*</returncode>")
+
+
+def bash_blocks(text: str) -> list[str]:
+    """The ```bash / ```sh blocks of an agent message, as mini-swe-agent finds them, in linear
+    time. Every match ends with the text's last closing fence or before it, so only the text up
+    to there is searched: an opening fence after it would scan to the end of the text in vain,
+    once per opening (quadratic: 12 s for 140 KB of unclosed fences)."""
+    end = text.rfind("\n```")
+    return _BASH_BLOCK.findall(text, 0, end + 4) if end >= 0 else []
 
 
 def _has_tool_calls(m: dict[str, Any]) -> bool:
@@ -106,7 +115,7 @@ def is_mini_swe_agent(messages: list[Any]) -> bool:
         and _RETURNCODE.match(_parts_text(m.get("content")))
         and isinstance(prev, dict)
         and prev.get("role") == "assistant"
-        and _BASH_BLOCK.search(_parts_text(prev.get("content")))
+        and bash_blocks(_parts_text(prev.get("content")))
         for prev, m in zip(messages, messages[1:])
     )
 
@@ -116,7 +125,7 @@ def _observation(i: int, text: str, previous: Any) -> list[Any]:
     answers (the one ```bash block of the agent's message before it) and its result; after a
     message with no or several blocks, the harness's notice (a system message)."""
     said = _parts_text(previous.get("content")) if isinstance(previous, dict) and previous.get("role") == "assistant" else ""
-    blocks = _BASH_BLOCK.findall(said)
+    blocks = bash_blocks(said)
     if len(blocks) != 1:
         # the harness ran nothing: it refuses a message without exactly one action ("Please always
         # provide EXACTLY ONE action in triple backticks, found 3 actions"); its notice is no command result
