@@ -398,9 +398,12 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         spec = str(lines) if isinstance(lines, int) and not isinstance(lines, bool) else lines  # models send 42
         def expand() -> tuple[Any, list[str]]:
             r = rt.engine.expand(handle, spec)
-            # each range on its own: splitting r.text again would misread a line ending in a lone \r
-            chunks = [rt.engine.expand(r.handle, [rng]).text for rng in r.line_ranges] if len(r.line_ranges) > 1 else []
-            return r, chunks
+            if len(r.line_ranges) <= 1:
+                return r, []
+            # each range from the original's lines (splitting r.text again would misread a line ending
+            # in a lone \r); the original is read once more, not once per range
+            lines = rt.engine.expand(r.handle).text.splitlines(keepends=True)
+            return r, ["".join(lines[a - 1 : b]) for a, b in r.line_ranges]
 
         r, chunks = await work(expand)
         out = ExpandOutput(handle=r.handle, text=r.text, line_ranges=r.line_ranges, total_lines=r.total_lines)

@@ -113,11 +113,13 @@ def test_expand_takes_a_line_number_and_marks_where_each_range_starts():
             r = result_fields(await c.call_tool("compact", {"text": text, "ratio": 0.3}))
             one = await c.call_tool("expand", {"handle": r["handle"], "lines": 3})  # a number, as models send
             two = await c.call_tool("expand", {"handle": r["handle"], "lines": "1-2,5-6"})
-            return one, two
+            odd = await c.call_tool("expand", {"handle": r["handle"], "lines": ",".join(str(i) for i in range(1, 60, 2))})
+            return one, two, odd
 
-    one, two = run(go)
-    assert not one.is_error and one.content[0].text == lines[2]  # one range: the line itself
+    one, two, odd = run(go)
     n = len(lines)
+    assert odd.content[0].text == "".join(f"[lines {i}-{i} of {n}]\n" + lines[i - 1] for i in range(1, 60, 2))
+    assert not one.is_error and one.content[0].text == lines[2]  # one range: the line itself
     assert two.content[0].text == f"[lines 1-2 of {n}]\n" + "".join(lines[0:2]) + f"[lines 5-6 of {n}]\n" + "".join(lines[4:6])
     assert result_fields(two)["text"] == "".join(lines[0:2] + lines[4:6])  # the fields: the lines alone
 
