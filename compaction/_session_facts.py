@@ -19,6 +19,7 @@ Structure used:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -368,6 +369,25 @@ def closed_task_ids(text: str, *, command: bool = False) -> set[str]:
     return found
 
 
+#: tool-input keys holding text the call writes or hands on (file contents, edits, a
+#: sub-agent's prompt): what they say is no close, whatever words they hold
+_WRITTEN_KEYS = frozenset({"old_string", "new_string", "content", "new_source", "old_str", "new_str",
+                           "file_text", "edits", "prompt", "description", "todos"})
+
+
+def _closing_text(name: str, inp: dict[str, Any]) -> str:
+    """The part of a tool call that closes tasks once the call succeeds: a shell command
+    (``bd close X``), the completed items of a todo list, or another tool's own arguments
+    (a tracker's ``{"close": "X"}``); never text written into a file or handed to a sub-agent
+    (``- [ ] Close PROJ-7 once ...`` in a Write, ``Don't close PROJ-8`` in an Edit)."""
+    if isinstance(inp.get("command"), str) and name not in TEXT_EDITOR_TOOLS:
+        return inp["command"]
+    if isinstance(inp.get("todos"), list):
+        return "\n".join(str(td.get("content", "")) for td in inp["todos"] if isinstance(td, dict) and td.get("status") == "completed")
+    rest = {k: v for k, v in inp.items() if k not in _WRITTEN_KEYS}
+    return json.dumps(rest, ensure_ascii=False, default=str) if rest else ""
+
+
 def _command_failed(e: Any, text: str) -> bool:
     """A tool result saying its call failed or was refused: an error result, a rejection,
     or output that opens with / holds an error line."""
@@ -517,8 +537,9 @@ def analyze(t: Transcript, *, history_end: int | None = None) -> SessionFacts:
             inp = e.input if isinstance(e.input, dict) else {}
             call_text = tool_input_text(e.name, inp)
             agent_names.update(extract_names(call_text))
-            if _PRE_CLOSED.search(call_text):
-                call_closes[e.id] = closed_task_ids(call_text, command=True)
+            closing = _closing_text(e.name, inp)
+            if _PRE_CLOSED.search(closing):
+                call_closes[e.id] = closed_task_ids(closing, command=True)
             if e.id in rejected_calls:
                 continue
             fp = inp.get("file_path") or inp.get("path") or inp.get("notebook_path")

@@ -283,6 +283,34 @@ def test_a_failed_rejected_or_planned_close_does_not_close_the_task():
     assert closed_task_ids("bd close PROJ-7", command=True) == {"PROJ-7"}
 
 
+def test_text_a_call_writes_closes_no_task():
+    """A close in a file's contents or a sub-agent's prompt is no close: a Write of
+    '- [ ] Close PROJ-7 once the review is in' and an Edit writing "Don't close PROJ-8" dropped
+    both from Pending once the call succeeded. A shell command and a completed todo still close."""
+    from compaction._session_facts import PENDING, analyze
+
+    def pending_ids(name: str, inp: dict) -> set[str]:
+        listing = "○ PROJ-7 · Add retries   [● P1 · OPEN]\n○ PROJ-8 · Add metrics   [● P1 · OPEN]"
+        msgs = [
+            {"role": "user", "content": "Work through the open PROJ tasks"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "c0", "name": "Bash", "input": {"command": "bd ready"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c0", "content": listing}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": name, "input": inp}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "ok"}]},
+            {"role": "assistant", "content": "Moving on."},
+        ]
+        facts = analyze(read_transcript(msgs))
+        return {x for c in facts.candidates if c.section == PENDING for x in ("PROJ-7", "PROJ-8") if x in c.text}
+
+    both = {"PROJ-7", "PROJ-8"}
+    assert pending_ids("Write", {"file_path": "NOTES.md", "content": "- [ ] Close PROJ-7 once the review is in\n"}) == both
+    assert pending_ids("Edit", {"file_path": "README.md", "old_string": "x", "new_string": "Don't close PROJ-8 until CI is green"}) == both
+    assert pending_ids("Task", {"description": "close tasks", "prompt": "Close PROJ-7 and PROJ-8"}) == both
+    assert pending_ids("Bash", {"command": "bd close PROJ-7"}) == {"PROJ-8"}
+    todos = [{"content": "Close PROJ-7", "status": "completed"}, {"content": "Close PROJ-8", "status": "pending"}]
+    assert "PROJ-7" not in pending_ids("TodoWrite", {"todos": todos})
+
+
 def test_all_done_only_when_the_final_message_says_the_whole_work_is_finished(shared_data):
     """'All done' anywhere in the last message cleared every pending item: also 'All done with
     step 1. Now I'll start step 2', 'Not all tasks are done yet', 'Once all tasks are complete
