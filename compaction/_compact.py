@@ -281,8 +281,11 @@ class Recut:
 def align_earlier(original: str, compacted: str) -> dict[int, str | None] | None:
     """For a compaction of ``original``: the original lines it shows (see ``Recut.lines``), or
     None when it is not one (a line that is not the original's, or out of order). The CLI's
-    warning lines (a command run with ``2>&1``) are passed over like markers."""
-    return _align(original, compacted, skip_cli_warnings=True)
+    warning lines (a command run with ``2>&1``) are passed over like markers. A shown line is
+    looked for after the lines the marker before it names, so a repeated line (``}``, ``ok``) is
+    the one the agent saw; should that fail (an input line that looks like a marker), in order."""
+    found = _align(original, compacted, skip_cli_warnings=True, follow_markers=True)
+    return found if found is not None else _align(original, compacted, skip_cli_warnings=True)
 
 
 def verify_verbatim(original: str, compacted: str) -> bool:
@@ -291,12 +294,15 @@ def verify_verbatim(original: str, compacted: str) -> bool:
     return _align(original, compacted, skip_cli_warnings=False) is not None
 
 
-def _align(original: str, compacted: str, *, skip_cli_warnings: bool) -> dict[int, str | None] | None:
+def _align(original: str, compacted: str, *, skip_cli_warnings: bool, follow_markers: bool = False) -> dict[int, str | None] | None:
     src = original.splitlines()
     shown: dict[int, str | None] = {}
     i = 0
     for out in compacted.splitlines():
         if is_marker_line(out) or (skip_cli_warnings and out.startswith(CLI_WARNING)):
+            m = _LINE_MARKER.match(out.rstrip("\r\n")) if follow_markers else None
+            if m and i < int(m.group(1)) <= int(m.group(2)) <= len(src):
+                i = int(m.group(2))  # the next shown line comes after the lines the marker names
             continue
         pieces = [p for p in _INLINE_MARKER.split(out) if p] if _INLINE_MARKER.search(out) else None
         while i < len(src):

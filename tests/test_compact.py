@@ -588,6 +588,24 @@ def test_an_engine_that_keeps_no_originals_compacts_a_compaction_as_new_text(eng
     assert not any("not in this cache" in w for w in again.warnings)
 
 
+def test_a_re_cut_shows_the_repeated_line_the_earlier_result_showed(engine):
+    """Lines 1 and 100 are both '}': the earlier result shows line 100 after '[1-99 omitted]'.
+    Alignment took the first '}', so the re-cut showed line 1, which the agent never saw, under
+    markers that contradicted the ones it did see."""
+    from compaction._compact import align_earlier
+
+    original = "\n".join(["}"] + [f"filler line {i} of the build output" for i in range(2, 100)] + ["}"]
+                         + [f"more filler {i}" for i in range(101, 199)] + ["FAILED tests/test_x.py::test_y"]) + "\n"
+    first = engine.compact(original, target_tokens=60, query="FAILED test_y", keep=["^}$"], name_handle=True)
+    earlier = first.text.replace("}\n[2-99 omitted]\n}", "[1-99 omitted]\n}", 1)  # as if line 1 had not been kept
+    assert earlier != first.text and earlier.startswith("[1-99 omitted]\n}\n")
+    assert 0 not in align_earlier(original, earlier) and 99 in align_earlier(original, earlier)
+    again = engine.compact(earlier, target_tokens=40, query="FAILED test_y", keep=["^}$"])
+    assert again.handle == first.handle
+    assert again.text.startswith("[1-99 omitted]\n}\n")
+    _markers_restore_their_lines(engine, original, again.text, again.handle)
+
+
 def test_a_text_that_only_quotes_a_trailer_is_compacted_as_usual(engine):
     """This project's README shows a trailer line in the middle of a file: not a compaction."""
     text = LOG + '\n[... context-distill: kept 45 of 150 lines; expand(handle="3d5f5e2215ca0e31", lines="a-b") restores omitted lines ...]\nmore text after it\n'
