@@ -196,6 +196,19 @@ def _transcript_source(
     return text.encode("utf-8", "surrogatepass")
 
 
+def _session(source: Any) -> Any:
+    """What the session tools read. Inline ``text`` is "the session as plain text": a session
+    given as JSON is read as one, but JSON that holds no session (a JSON log, a number list)
+    is plain text, not the CLI's "not recognised, use --format text" error, which an MCP
+    caller has no way to follow. Runs in the worker: parsing a large text takes time."""
+    if not isinstance(source, bytes):
+        return source
+    try:
+        return compaction.read_transcript(source)
+    except compaction.TranscriptError:
+        return compaction.read_transcript(source, fmt="text")
+
+
 def _need(name: str) -> Any:
     fn = getattr(compaction, name, None)
     if fn is None:
@@ -463,7 +476,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         if recent_turns is not None:
             kwargs["recent_turns"] = recent_turns
         kwargs["on_progress"] = progress_bridge(_client_progress(ctx))
-        r = await work(lambda: summarize(source, **kwargs))
+        r = await work(lambda: summarize(_session(source), **kwargs))
         data = _dump(r)
         warnings = list(data.get("warnings") or [])
         if sampled is not None and sampled.error:
@@ -523,7 +536,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
         template = _wrap_input(_spawn_template) if spawn else None
 
         def run() -> dict[str, Any]:
-            r = make_handoff(source, goal=goal, budget_tokens=budget_tokens, engine=rt.engine)
+            r = make_handoff(_session(source), goal=goal, budget_tokens=budget_tokens, engine=rt.engine)
             data = _dump(r)
             try:
                 stored = rt.handoff_store().save(r, project=data.get("cwd"))
@@ -599,7 +612,7 @@ def build_server(runtime: Runtime | None = None, *, transport: str = "stdio") ->
     ) -> Annotated[CallToolResult, ContextStatusOutput]:
         context_status = _wrap_missing(lambda: _need("context_status"))
         source = _wrap_input(lambda: _transcript_source(transcript_path, messages, text))
-        r = await work(lambda: context_status(source, limit_tokens=limit_tokens))
+        r = await work(lambda: context_status(_session(source), limit_tokens=limit_tokens))
         data = _dump(r)
         out = ContextStatusOutput(**{k: data[k] for k in ContextStatusOutput.model_fields if k in data})
         return _result(_with_lines(out.message, [_warning_line(w) for w in out.warnings]), out)

@@ -136,9 +136,16 @@ def test_a_json_text_is_text():
             null = await c.call_tool("compact", {"text": "null"})
             s = await c.call_tool("summarize", {"text": session})
             cs = await c.call_tool("context_status", {"text": session})
-            return r, null, s, cs
+            # JSON that holds no session is plain text, as `text` says (it was refused with advice
+            # to pass --format text, which an MCP caller cannot do)
+            log = '{"level":"info","msg":"deploy started"}\n{"level":"error","msg":"migration 0042 failed"}\n'
+            plain = [await c.call_tool(tool, {"text": t}) for tool in ("context_status", "summarize", "spawn_handoff")
+                     for t in (log, "[1, 2, 3]")]
+            return r, null, s, cs, plain
 
-    r, null, s, cs = run(go)
+    r, null, s, cs, plain = run(go)
+    assert [error_text(p) for p in plain if p.is_error] == []
+    assert "migration 0042 failed" in plain[2].content[0].text
     assert not r.is_error, error_text(r)
     out = result_fields(r)
     assert out["tokens_after"] < out["tokens_before"] and compaction.verify_verbatim(blob, out["text"])
