@@ -137,7 +137,7 @@ _NOT_ALL_DONE_AFTER = re.compile(
 )
 #: after "all done": work still ahead (then it was not all done)
 _STILL_TO_DO = re.compile(
-    r"(?i)\b(?:next|let me|let's|i'll|i will|we'll|we will|i'm going to|going to|needs? to|have to|still|remain\w*|"
+    r"(?i)\b(?:next|let me(?! know)|let's|i'll|i will|we'll|we will|i'm going to|going to|needs? to|have to|still|remain\w*|"
     r"todo|pending|in[_ ]progress|blocked|open|not (?:yet )?(?:done|finished|complete[d]?|closed|fixed)|left to|unresolved|"
     r"follow[- ]up|then i|now i|now let)\b|\[ \]"
 )

@@ -631,7 +631,8 @@ def _post_tool_use(data: dict, cfg: HookConfig, *, engine: Any, store: Any) -> s
         shrunk = _shrink(resp["content"], q(), cfg, engine)
         if len(shrunk if shrunk is not None else resp["content"]) > GREP_SAVED_OVER_CHARS:
             # what Claude Code would save to a file (even a result under min_tokens, of long lines): fit it
-            shrunk = _shrink_to_chars(resp["content"], q(), engine, GREP_RESULT_CHARS)
+            fitted = _shrink_to_chars(resp["content"], q(), engine, GREP_RESULT_CHARS)
+            shrunk = fitted if fitted is not None else shrunk  # could not fit: the shrunk result still beats the original
         if shrunk is None:
             return ""
         new = dict(resp)

@@ -326,6 +326,7 @@ def test_all_done_only_when_the_final_message_says_the_whole_work_is_finished(sh
     assert [x for x in not_done if says_all_done(x)] == []
     assert says_all_done("All done. Both tasks are finished:\n- PROJ-41: retries\n- PROJ-42: metrics")
     assert says_all_done("Fixed the bug.\nAll tasks are now complete.")
+    assert says_all_done("All done! Let me know if you want anything else.")  # the usual last line
 
     def pending(final: str) -> list[str]:
         todos = [{"content": "Step 1: add the users_v2 table", "status": "completed"},
