@@ -23,6 +23,7 @@ import pickle
 import random
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +124,16 @@ def load_split(name: str, short_query_share: float = 0.0) -> list[Example]:
         if old != cached:
             old.unlink(missing_ok=True)
     return exs
+
+
+def trajectory_of(example_id: str) -> str:
+    """``source:instance`` of an example id ``source:instance:call``: the unit a learning curve samples."""
+    return example_id.rsplit(":", 1)[0]
+
+
+def in_share(key: str, share: float) -> bool:
+    """A fixed ``share`` of keys, by a hash unrelated to :func:`training.labels.short_query`'s."""
+    return zlib.crc32(b"train-share:" + key.encode("utf-8")) % 10_000 < share * 10_000
 
 
 # ----------------------------------------------------------------------------- batches
@@ -333,7 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--short-query-share", type=float, default=0.35,
                     help="share of training examples whose query leaves out the agent's earlier messages")
     ap.add_argument("--pos-weight", type=float, default=1.0, help="extra weight of used lines in the loss")
+    ap.add_argument("--train-share", type=float, default=1.0,
+                    help="train on this share of the training trajectories (fixed by a hash of the trajectory; "
+                         "for learning curves, docs/model.md)")
     args = ap.parse_args(argv)
+    if not 0.0 < args.train_share <= 1.0:
+        ap.error("--train-share must be in (0, 1]")
 
     t_start = time.time()
     torch.set_num_threads(args.threads)
@@ -342,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
 
     train = load_split("train", args.short_query_share)
+    if args.train_share < 1.0:
+        train = [e for e in train if in_share(trajectory_of(e.id), args.train_share)]
     val = load_split("val")
     val_set = val_examples(val, args.val_limit, args.val_seed)
     n_lines = sum(len(e.lines) for e in train)
