@@ -449,10 +449,8 @@ def _shrink(text: Any, query: str, cfg: HookConfig, engine: Any) -> str | None:
     target = max(int(tokens * cfg.ratio), cfg.min_keep_tokens)
     if target >= tokens:
         return None
-    try:
-        res = eng.compact(text, target_tokens=target, query=query or None, name_handle=True)
-    except InputError as exc:  # binary data (NUL bytes), over a limit: the output stays as it is
-        _log("info", f"PostToolUse: output left whole: {exc}", stderr=False)
+    res = _compact_or_none(eng, text, target, query)
+    if res is None:
         return None
     if res.tokens_after >= tokens or not res.omitted_line_ranges:
         return None
@@ -474,6 +472,16 @@ def _read_persisted(path: str) -> str | None:
         return None
 
 
+def _compact_or_none(eng: Any, text: str, target: int, query: str) -> Any:
+    """The compaction the hook shows, or None when ``compact`` refuses the text as input
+    (binary data, over a limit): then the output stays as it is, which is no hook failure."""
+    try:
+        return eng.compact(text, target_tokens=target, query=query or None, name_handle=True)
+    except InputError as exc:
+        _log("info", f"PostToolUse: output left whole: {exc}", stderr=False)
+        return None
+
+
 def _shrink_to_chars(text: Any, query: str, engine: Any, limit: int) -> str | None:
     """Compact ``text`` until it fits ``limit`` characters (a few tries), or None."""
     if not isinstance(text, str) or len(text) <= limit or len(text) > MAX_SHRINK_CHARS:
@@ -485,10 +493,8 @@ def _shrink_to_chars(text: Any, query: str, engine: Any, limit: int) -> str | No
     for _ in range(5):
         if target < 40:
             break
-        try:
-            res = eng.compact(text, target_tokens=target, query=query or None, name_handle=True)
-        except InputError as exc:  # binary data (NUL bytes), over a limit: the output stays as it is
-            _log("info", f"PostToolUse: output left whole: {exc}", stderr=False)
+        res = _compact_or_none(eng, text, target, query)
+        if res is None:
             return None
         if res.handle is None and res.omitted_line_ranges:  # not stored: nothing removed could come back
             _log("warning", "PostToolUse: the originals cache cannot be written; the output is left whole")
